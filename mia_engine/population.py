@@ -1,0 +1,436 @@
+"""Populations declared as data, validated, and sampled.
+
+A population is a set of classes (label, size) sharing one list of features, each feature
+with a distribution per class.  :func:`parse_population` turns the ``data`` config node into
+a validated :class:`Population`, raising :class:`~mia_engine.errors.ConfigError` with the
+full config key of the first bad value.
+
+Two samplers draw from it:
+
+- :class:`PythonRandomSampler` follows the tutorial notebook's draw order with Python's
+  ``random`` module exactly: one ``random.Random(seed)`` stream for the whole scenario,
+  feature by feature, and within a feature one class block after another. Successive draws
+  (target data, shadow data, fresh audit rows) continue the same stream.
+- :class:`NumpySampler` is vectorised; every (draw, class, feature) gets its own
+  ``numpy.random.Generator`` from ``SeedSequence(seed, spawn_key=...)``, so changing one
+  feature, class size or later draw never changes another's values.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .errors import ConfigError
+
+DISTRIBUTIONS = ("bernoulli", "categorical", "poisson", "normal", "uniform_int")
+_PARAMS = {
+    "bernoulli": ({"p"}, set()),
+    "categorical": ({"values", "weights"}, set()),
+    "poisson": ({"mu"}, {"low", "high"}),
+    "normal": ({"mean", "std"}, {"low", "high"}),
+    "uniform_int": ({"low", "high"}, set()),
+}
+_ALL_PARAMS = ("p", "values", "weights", "mu", "mean", "std", "low", "high")
+# Below this, a bounded distribution is treated as holding no probability mass.
+_MIN_MASS = 1e-12
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+
+
+def _is_integral(x: Any) -> bool:
+    return _is_number(x) and math.isfinite(float(x)) and float(x) == int(x)
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """One validated feature distribution. ``key`` is its config path (for messages)."""
+
+    dist: str
+    key: str
+    p: float | None = None
+    values: tuple | None = None
+    weights: tuple | None = None
+    mu: float | None = None
+    mean: float | None = None
+    std: float | None = None
+    low: float | None = None
+    high: float | None = None
+
+    @property
+    def discrete(self) -> bool:
+        return self.dist != "normal"
+
+    # -- support -------------------------------------------------------------------------
+    def poisson_support(self) -> tuple[np.ndarray, np.ndarray]:
+        """Support and (unnormalised) pmf of a Poisson, restricted to [low, high]."""
+        from scipy.stats import poisson
+
+        low = 0 if self.low is None else int(self.low)
+        high = int(poisson.ppf(1 - 1e-15, self.mu)) if self.high is None else int(self.high)
+        x = np.arange(low, high + 1)
+        return x, poisson.pmf(x, self.mu)
+
+    def in_support(self, value: Any) -> bool:
+        if not _is_number(value):
+            return False
+        v = float(value)
+        if self.dist == "bernoulli":
+            return v in (0.0, 1.0)
+        if self.dist == "categorical":
+            return any(float(c) == v for c in self.values)
+        if self.dist == "normal":
+            lo = -math.inf if self.low is None else self.low
+            hi = math.inf if self.high is None else self.high
+            return math.isfinite(v) and lo <= v <= hi
+        if not _is_integral(v):
+            return False
+        if self.dist == "poisson":
+            lo = 0 if self.low is None else self.low
+            hi = math.inf if self.high is None else self.high
+            return lo <= v <= hi
+        return self.low <= v <= self.high  # uniform_int
+
+    def describe_support(self) -> str:
+        if self.dist == "bernoulli":
+            return "{0, 1}"
+        if self.dist == "categorical":
+            return "{" + ", ".join(str(v) for v in self.values) + "}"
+        lo = "-inf" if self.low is None else _fmt(self.low)
+        hi = "inf" if self.high is None else _fmt(self.high)
+        if self.dist == "poisson" and self.low is None:
+            lo = "0"
+        kind = "real numbers" if self.dist == "normal" else "integers"
+        return f"{kind} in [{lo}, {hi}]"
+
+    # -- sampling --------------------------------------------------------------------------
+    def sample_python(self, rnd, n: int) -> list:
+        """Draw n values from a ``random.Random`` exactly as the tutorial notebook does."""
+        if self.dist == "bernoulli":
+            # The notebook's `[1, 0][random.random() > p]`: 1 unless the draw exceeds p.
+            return [[1, 0][rnd.random() > self.p] for _ in range(n)]
+        if self.dist == "categorical":
+            # One `random.choices(..., k=n)` call consumes the stream exactly like n calls
+            # with k=1, as in the notebook.
+            return rnd.choices(list(self.values), weights=list(self.weights), k=n)
+        if self.dist == "poisson":
+            x, pmf = self.poisson_support()
+            return rnd.choices(x, weights=pmf, k=n)
+        if self.dist == "uniform_int":
+            return [rnd.randint(int(self.low), int(self.high)) for _ in range(n)]
+        # normal: plain Gaussian, or inverse-CDF sampling inside the bounds
+        if self.low is None and self.high is None:
+            return [rnd.gauss(self.mean, self.std) for _ in range(n)]
+        from statistics import NormalDist
+
+        nd = NormalDist(self.mean, self.std)
+        c_lo = 0.0 if self.low is None else nd.cdf(self.low)
+        c_hi = 1.0 if self.high is None else nd.cdf(self.high)
+        out = []
+        for _ in range(n):
+            u = c_lo + rnd.random() * (c_hi - c_lo)
+            u = min(max(u, 1e-300), 1.0 - 1e-16)  # inv_cdf needs 0 < u < 1
+            out.append(min(max(nd.inv_cdf(u), self._lo()), self._hi()))
+        return out
+
+    def sample_numpy(self, gen: np.random.Generator, n: int) -> np.ndarray:
+        if self.dist == "bernoulli":
+            return (gen.random(n) < self.p).astype(np.int64)
+        if self.dist == "categorical":
+            w = np.asarray(self.weights, dtype=float)
+            return gen.choice(np.asarray(self.values), size=n, p=w / w.sum())
+        if self.dist == "poisson":
+            if self.low is None and self.high is None:
+                return gen.poisson(self.mu, size=n)
+            x, pmf = self.poisson_support()
+            return gen.choice(x, size=n, p=pmf / pmf.sum())
+        if self.dist == "uniform_int":
+            return gen.integers(int(self.low), int(self.high), size=n, endpoint=True)
+        if self.low is None and self.high is None:
+            return gen.normal(self.mean, self.std, size=n)
+        from scipy.stats import truncnorm
+
+        a = (self._lo() - self.mean) / self.std
+        b = (self._hi() - self.mean) / self.std
+        vals = truncnorm.rvs(a, b, loc=self.mean, scale=self.std, size=n, random_state=gen)
+        return np.clip(vals, self._lo(), self._hi())
+
+    def _lo(self) -> float:
+        return -math.inf if self.low is None else float(self.low)
+
+    def _hi(self) -> float:
+        return math.inf if self.high is None else float(self.high)
+
+
+def _fmt(x: float) -> str:
+    return str(int(x)) if _is_integral(x) else repr(float(x))
+
+
+@dataclass(frozen=True)
+class PopulationClass:
+    name: str
+    label: int
+    size: int
+    features: Mapping[str, Distribution]
+
+
+@dataclass(frozen=True)
+class Record:
+    name: str
+    values: tuple[float, ...]  # in the population's feature order
+    label: int | None = None
+    member: bool | None = None
+
+
+@dataclass(frozen=True)
+class Population:
+    name: str
+    sampler: str
+    seed: int
+    feature_names: tuple[str, ...]
+    classes: tuple[PopulationClass, ...]
+    target_record: Record | None
+    probe_records: tuple[Record, ...]
+
+    @property
+    def labels(self) -> tuple[int, ...]:
+        """Class labels in ascending order: the column order of predict_proba."""
+        return tuple(sorted(c.label for c in self.classes))
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.classes)
+
+    def discrete(self, feature: str) -> bool:
+        return all(c.features[feature].discrete for c in self.classes)
+
+    def make_sampler(self):
+        return PythonRandomSampler(self) if self.sampler == "python_random" else NumpySampler(self)
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing and validation
+
+
+def _parse_distribution(node: Mapping[str, Any], key: str) -> Distribution:
+    dist = node.get("dist")
+    if dist not in DISTRIBUTIONS:
+        raise ConfigError(f"{key}.dist", f"unknown distribution {dist!r}; choose one of {', '.join(DISTRIBUTIONS)}")
+    required, optional = _PARAMS[dist]
+    given = {k: node.get(k) for k in _ALL_PARAMS if node.get(k) is not None}
+    for k in _ALL_PARAMS:
+        if k in given and k not in required | optional:
+            allowed = ", ".join(sorted(required | optional))
+            raise ConfigError(f"{key}.{k}", f"not a parameter of dist {dist!r} (it takes {allowed})")
+    for k in sorted(required):
+        if k not in given:
+            raise ConfigError(f"{key}.{k}", f"dist {dist!r} needs {k}")
+
+    for k in ("p", "mu", "mean", "std", "low", "high"):
+        if k in given and not (_is_number(given[k]) and math.isfinite(float(given[k]))):
+            raise ConfigError(f"{key}.{k}", f"must be a finite number, got {given[k]!r}")
+
+    kwargs: dict[str, Any] = {}
+    if dist == "bernoulli":
+        p = float(given["p"])
+        if not 0.0 <= p <= 1.0:
+            raise ConfigError(f"{key}.p", f"a probability must lie in [0, 1], got {p}")
+        kwargs["p"] = p
+    elif dist == "categorical":
+        values, weights = list(given["values"]), list(given["weights"])
+        if not values:
+            raise ConfigError(f"{key}.values", "needs at least one value")
+        for v in values:
+            if not _is_number(v):
+                raise ConfigError(f"{key}.values", f"values must be numbers, got {v!r}")
+        if len(set(float(v) for v in values)) != len(values):
+            raise ConfigError(f"{key}.values", f"values must be distinct, got {values}")
+        if len(weights) != len(values):
+            raise ConfigError(
+                f"{key}.weights", f"{len(weights)} weights for {len(values)} values; give one weight per value"
+            )
+        if any(not math.isfinite(w) or w < 0 for w in weights):
+            raise ConfigError(f"{key}.weights", f"weights must be finite and >= 0, got {weights}")
+        if sum(weights) <= 0:
+            raise ConfigError(f"{key}.weights", f"weights are all zero: {weights}")
+        kwargs.update(values=tuple(values), weights=tuple(float(w) for w in weights))
+    elif dist == "poisson":
+        mu = float(given["mu"])
+        if mu <= 0:
+            raise ConfigError(f"{key}.mu", f"the Poisson rate must be > 0, got {mu}")
+        kwargs["mu"] = mu
+    elif dist == "normal":
+        if float(given["std"]) <= 0:
+            raise ConfigError(f"{key}.std", f"the standard deviation must be > 0, got {given['std']}")
+        kwargs.update(mean=float(given["mean"]), std=float(given["std"]))
+
+    low, high = given.get("low"), given.get("high")
+    if dist in ("poisson", "uniform_int"):
+        for k, v in (("low", low), ("high", high)):
+            if v is not None and not _is_integral(v):
+                raise ConfigError(f"{key}.{k}", f"must be an integer for dist {dist!r}, got {v!r}")
+    if low is not None and high is not None and float(low) > float(high):
+        raise ConfigError(f"{key}.low", f"low={_fmt(low)} is above high={_fmt(high)}")
+    kwargs.update(low=None if low is None else float(low), high=None if high is None else float(high))
+    d = Distribution(dist=dist, key=key, **kwargs)
+
+    # Bounds must leave some probability mass.
+    if dist == "poisson":
+        if d.low is not None and d.low < 0:
+            raise ConfigError(f"{key}.low", f"a Poisson count cannot be negative, got low={_fmt(d.low)}")
+        x, pmf = d.poisson_support()
+        if not np.isfinite(pmf).all() or pmf.sum() < _MIN_MASS:
+            raise ConfigError(
+                key, f"bounds [{_fmt(x[0])}, {_fmt(x[-1])}] hold no probability mass of Poisson(mu={_fmt(d.mu)})"
+            )
+    elif dist == "normal" and (low is not None or high is not None):
+        from statistics import NormalDist
+
+        nd = NormalDist(d.mean, d.std)
+        mass = nd.cdf(d._hi()) - nd.cdf(d._lo()) if math.isfinite(d._hi()) else 1 - nd.cdf(d._lo())
+        if mass < _MIN_MASS:
+            raise ConfigError(
+                key, f"bounds [{_fmt(d._lo())}, {_fmt(d._hi())}] hold no probability mass of "
+                f"Normal(mean={_fmt(d.mean)}, std={_fmt(d.std)})"
+            )
+    return d
+
+
+def parse_record(node: Mapping[str, Any], key: str, name: str, pop_features: Sequence[str],
+                 classes: Sequence[PopulationClass], label: Any = None, member: Any = None) -> Record:
+    """Validate a record's feature values against every class's support."""
+    features = dict(node)
+    for f in features:
+        if f not in pop_features:
+            raise ConfigError(f"{key}.{f}", f"unknown feature; the population has {', '.join(pop_features)}")
+    values = []
+    for f in pop_features:
+        if f not in features or features[f] is None:
+            raise ConfigError(f"{key}.{f}", "missing; a record needs a value for every feature")
+        v = features[f]
+        dists = [c.features[f] for c in classes]
+        if not any(d.in_support(v) for d in dists):
+            supports = " / ".join(sorted({d.describe_support() for d in dists}))
+            raise ConfigError(f"{key}.{f}", f"value {v!r} is outside the feature's support {supports}")
+        values.append(float(v))
+    return Record(name=name, values=tuple(values), label=label, member=member)
+
+
+def parse_population(cfg: Mapping[str, Any], key: str = "data") -> Population:
+    """Validate a population config node (a ``PopulationConfig``) and build a :class:`Population`."""
+    sampler = cfg.get("sampler")
+    if sampler not in ("python_random", "numpy"):
+        raise ConfigError(f"{key}.sampler", f"unknown sampler {sampler!r}; choose python_random or numpy")
+    seed = cfg.get("seed")
+    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
+        raise ConfigError(f"{key}.seed", f"must be a non-negative integer, got {seed!r}")
+    class_nodes = cfg.get("classes") or {}
+    if len(class_nodes) < 2:
+        raise ConfigError(f"{key}.classes", f"needs at least two classes, got {len(class_nodes)}")
+
+    classes: list[PopulationClass] = []
+    feature_names: tuple[str, ...] | None = None
+    first = None
+    for cname, cnode in class_nodes.items():
+        ckey = f"{key}.classes.{cname}"
+        size = cnode.get("size")
+        if size is None or size < 1:
+            raise ConfigError(f"{ckey}.size", f"a class needs at least one row, got {size}")
+        fnodes = cnode.get("features") or {}
+        if not fnodes:
+            raise ConfigError(f"{ckey}.features", "a class needs at least one feature")
+        names = tuple(fnodes.keys())
+        if feature_names is None:
+            feature_names, first = names, cname
+        elif set(names) != set(feature_names):
+            missing = sorted(set(feature_names) - set(names))
+            extra = sorted(set(names) - set(feature_names))
+            detail = "; ".join(
+                part for part in (f"missing {', '.join(missing)}" if missing else "",
+                                  f"extra {', '.join(extra)}" if extra else "") if part
+            )
+            raise ConfigError(f"{ckey}.features", f"differ from {key}.classes.{first}.features ({detail})")
+        dists = {f: _parse_distribution(fnodes[f], f"{ckey}.features.{f}") for f in feature_names}
+        classes.append(PopulationClass(name=cname, label=int(cnode.get("label")), size=int(size), features=dists))
+
+    labels = [c.label for c in classes]
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"{key}.classes", f"class labels must be distinct, got {labels}")
+
+    target = None
+    tnode = cfg.get("target_record")
+    if tnode is not None:
+        tkey = f"{key}.target_record"
+        if tnode.get("label") not in labels:
+            raise ConfigError(f"{tkey}.label", f"{tnode.get('label')!r} is not a class label; labels are {labels}")
+        target = parse_record(tnode.get("features") or {}, f"{tkey}.features", tnode.get("name"),
+                              feature_names, classes, label=int(tnode.get("label")),
+                              member=bool(tnode.get("member")))
+    probes = tuple(
+        parse_record(pnode or {}, f"{key}.probe_records.{pname}", pname, feature_names, classes)
+        for pname, pnode in (cfg.get("probe_records") or {}).items()
+    )
+    return Population(name=cfg.get("name"), sampler=sampler, seed=seed, feature_names=feature_names,
+                      classes=tuple(classes), target_record=target, probe_records=probes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Samplers
+
+
+@dataclass
+class Sample:
+    """Rows and labels drawn from a population, class block after class block."""
+
+    X: np.ndarray  # float64, (n_rows, n_features)
+    y: np.ndarray  # int64, (n_rows,)
+
+
+class PythonRandomSampler:
+    """The tutorial's draw order on one ``random.Random(seed)`` stream shared by all draws."""
+
+    def __init__(self, population: Population):
+        import random
+
+        self.population = population
+        self._rnd = random.Random(population.seed)
+
+    def draw(self, purpose: str, sizes: Mapping[str, int]) -> Sample:
+        pop = self.population
+        columns = []
+        for f in pop.feature_names:
+            col: list = []
+            for c in pop.classes:
+                col.extend(c.features[f].sample_python(self._rnd, sizes[c.name]))
+            columns.append(np.asarray(col, dtype=float))
+        y = np.concatenate([np.full(sizes[c.name], c.label, dtype=np.int64) for c in pop.classes])
+        X = np.column_stack(columns) if columns else np.empty((len(y), 0))
+        return Sample(X=X.reshape(len(y), len(pop.feature_names)), y=y)
+
+
+class NumpySampler:
+    """Vectorised draws; each (purpose, class, feature) has its own seeded stream."""
+
+    def __init__(self, population: Population):
+        self.population = population
+
+    def _generator(self, purpose: str, cls: str, feature: str) -> np.random.Generator:
+        key = tuple(zlib.crc32(s.encode()) for s in (purpose, cls, feature))
+        return np.random.Generator(np.random.PCG64(np.random.SeedSequence(self.population.seed, spawn_key=key)))
+
+    def draw(self, purpose: str, sizes: Mapping[str, int]) -> Sample:
+        pop = self.population
+        blocks = []
+        for c in pop.classes:
+            n = sizes[c.name]
+            cols = [np.asarray(c.features[f].sample_numpy(self._generator(purpose, c.name, f), n), dtype=float)
+                    for f in pop.feature_names]
+            blocks.append(np.column_stack(cols).reshape(n, len(pop.feature_names)))
+        y = np.concatenate([np.full(sizes[c.name], c.label, dtype=np.int64) for c in pop.classes])
+        return Sample(X=np.vstack(blocks), y=y)
