@@ -165,14 +165,43 @@ def _check_split(y_part: np.ndarray, labels, part: str, shadow: Mapping[str, Any
         )
 
 
-def run_scenario(cfg: Mapping[str, Any]) -> ScenarioResult:
-    """Run the scenario described by a resolved config (``data``, ``model``, ``shadow``, ``attack``, ``audit``)."""
-    from sklearn.model_selection import train_test_split
+@dataclass
+class ScenarioPlan:
+    """A validated scenario, ready to run: everything built, nothing drawn or fitted yet."""
 
-    from .attack import build_attack
-    from .models import build_estimator, fit_model, random_state_from, require_probabilities
+    population: Population
+    shadow_population: Population
+    shadow_sizes: dict[str, int]
+    shadow: Mapping[str, Any]
+    shadow_key: str
+    model_node: Mapping[str, Any]
+    shadow_node: Mapping[str, Any]
+    attack_node: Mapping[str, Any]
+    audit_enabled: bool
+    n_nonmembers: int | None
+    fpr_levels: tuple[float, ...]
 
-    # ---- validate everything before drawing anything -------------------------------------
+    def build_estimators(self):
+        """Fresh, unfitted (target model, shadow model, attack), each seeded from the config."""
+        from .attack import build_attack
+        from .models import build_estimator, random_state_from, require_probabilities
+
+        target_rs = random_state_from(self.model_node)
+        target_model = build_estimator(self.model_node, "model", random_state=target_rs)
+        # The notebook's mitigation cell handed one RandomState object to both fits.
+        reuse = self.shadow.get("reuse_target_random_state")
+        shadow_rs = target_rs if reuse else random_state_from(self.shadow_node)
+        shadow_model = build_estimator(self.shadow_node, self.shadow_key, random_state=shadow_rs)
+        require_probabilities(target_model, "model")
+        require_probabilities(shadow_model, self.shadow_key)
+        return target_model, shadow_model, build_attack(self.attack_node, "attack")
+
+
+def prepare_scenario(cfg: Mapping[str, Any]) -> ScenarioPlan:
+    """Validate a resolved config (``data``, ``model``, ``shadow``, ``attack``, ``audit``).
+
+    Raises :class:`ConfigError` naming the first bad key; draws and fits nothing.
+    """
     pop = parse_population(cfg["data"], "data")
     shadow = cfg["shadow"]
     if not 0.0 < shadow["test_size"] < 1.0:
@@ -193,27 +222,37 @@ def run_scenario(cfg: Mapping[str, Any]) -> ScenarioResult:
     shadow_node, shadow_key = (
         (shadow["model"], "shadow.model") if shadow.get("model") is not None else (model_node, "model")
     )
-    target_rs = random_state_from(model_node)
-    target_model = build_estimator(model_node, "model", random_state=target_rs)
-    if shadow.get("reuse_target_random_state"):
-        shadow_rs = target_rs  # the notebook's mitigation cell: one RandomState for both fits
-    else:
-        shadow_rs = random_state_from(shadow_node)
-    shadow_model = build_estimator(shadow_node, shadow_key, random_state=shadow_rs)
-    require_probabilities(target_model, "model")
-    require_probabilities(shadow_model, shadow_key)
-    attack = build_attack(cfg["attack"], "attack")
+    attack_node = cfg["attack"]
 
     audit_cfg = cfg.get("audit") or {"enabled": False}
-    fpr_levels = tuple(audit_cfg.get("fpr_levels") or ())
+    fpr_levels = tuple(float(v) for v in (audit_cfg.get("fpr_levels") or ()))
     for i, level in enumerate(fpr_levels):
         if not 0.0 < level <= 1.0:
             raise ConfigError(f"audit.fpr_levels.{i}", f"an FPR level must lie in (0, 1], got {level}")
     n_nonmembers = audit_cfg.get("n_nonmembers")
     if n_nonmembers is not None and n_nonmembers < 1:
         raise ConfigError("audit.n_nonmembers", f"must be at least 1 (or null), got {n_nonmembers}")
+    plan = ScenarioPlan(pop, shadow_pop, shadow_sizes, shadow, shadow_key, model_node, shadow_node, attack_node,
+                        bool(audit_cfg.get("enabled")), n_nonmembers, fpr_levels)
+    plan.build_estimators()  # validates the models' and the attack's parameters
+    return plan
 
-    # ---- the target's training data and model ---------------------------------------------
+
+def run_scenario(cfg: Mapping[str, Any]) -> ScenarioResult:
+    """Validate and run the scenario a resolved config describes."""
+    return execute_scenario(prepare_scenario(cfg))
+
+
+def execute_scenario(plan: ScenarioPlan) -> ScenarioResult:
+    """Draw the data, fit fresh models, run the attack and the audit (same plan, same numbers)."""
+    from sklearn.model_selection import train_test_split
+
+    from .models import fit_model
+
+    pop, shadow = plan.population, plan.shadow
+    target_model, shadow_model, attack = plan.build_estimators()
+
+    # ---- the target's training data -------------------------------------------------------
     sampler = pop.make_sampler()
     tgt: Sample = sampler.draw("target", {c.name: c.size for c in pop.classes})
     X_target, y_target = tgt.X, tgt.y
@@ -223,8 +262,8 @@ def run_scenario(cfg: Mapping[str, Any]) -> ScenarioResult:
         y_target = np.append(y_target, rec.label)
 
     # ---- the attacker's shadow data (continues the population's stream when shared) --------
-    shadow_sampler = sampler if shadow_pop is pop else shadow_pop.make_sampler()
-    shd = shadow_sampler.draw("shadow", shadow_sizes)
+    shadow_sampler = sampler if plan.shadow_population is pop else plan.shadow_population.make_sampler()
+    shd = shadow_sampler.draw("shadow", plan.shadow_sizes)
     # The notebook split with the global NumPy generator seeded once; a fresh
     # RandomState(split_seed) gives the same permutation without touching global state.
     Xs_train, Xs_test, ys_train, ys_test = train_test_split(
@@ -236,9 +275,9 @@ def run_scenario(cfg: Mapping[str, Any]) -> ScenarioResult:
 
     # ---- fresh non-members for the audit (after the shadow data on a shared stream) -------
     fresh: Sample | None = None
-    if audit_cfg.get("enabled"):
+    if plan.audit_enabled:
         counts = {c.name: int(np.sum(y_target == c.label)) for c in pop.classes}
-        sizes = counts if n_nonmembers is None else _allocate(n_nonmembers, counts)
+        sizes = counts if plan.n_nonmembers is None else _allocate(plan.n_nonmembers, counts)
         fresh = sampler.draw("audit", sizes)
 
     # ---- fits and queries -------------------------------------------------------------------
@@ -249,7 +288,7 @@ def run_scenario(cfg: Mapping[str, Any]) -> ScenarioResult:
     probes = [_record_result(p, pop.feature_names, target_model.predict_proba(np.asarray([p.values]))[0])
               for p in pop.probe_records]
 
-    fit_model(shadow_model, Xs_train, ys_train, shadow_key)
+    fit_model(shadow_model, Xs_train, ys_train, plan.shadow_key)
     p_train = shadow_model.predict_proba(Xs_train)
     p_test = shadow_model.predict_proba(Xs_test)
     attack.fit(p_train, p_test)
@@ -264,7 +303,7 @@ def run_scenario(cfg: Mapping[str, Any]) -> ScenarioResult:
     if fresh is not None:
         member_scores = attack.membership_probability(target_model.predict_proba(X_target))
         nonmember_scores = attack.membership_probability(target_model.predict_proba(fresh.X))
-        audit = attack_metrics(member_scores, nonmember_scores, attack.threshold, fpr_levels)
+        audit = attack_metrics(member_scores, nonmember_scores, attack.threshold, plan.fpr_levels)
         test_accuracy = float(target_model.score(fresh.X, fresh.y))
 
     discrete = tuple(pop.discrete(f) for f in pop.feature_names)

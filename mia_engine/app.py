@@ -1,0 +1,115 @@
+"""The Hydra task: one composed scenario in, outputs on disk and in MLflow out.
+
+Order of work, so that nothing computed is lost:
+
+1. Validate the whole config (a bad value stops here, before any run is opened).
+2. Open the MLflow run (child of the sweep's parent in a multirun). If the store cannot be
+   reached, remember the error and go on without tracking.
+3. Run the scenario; write summary.json, the resolved config, plots, CSVs and models.
+4. Log params, metrics, tags and artifacts; close the run FINISHED (FAILED on any error).
+5. If tracking failed in step 2, exit non-zero now, with the outputs already on disk.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+log = logging.getLogger("mia_engine")
+
+
+def _run_name(tracking: Mapping[str, Any], overrides: list[str]) -> str:
+    if tracking.get("run_name"):
+        return str(tracking["run_name"])
+    shown = [o for o in overrides if not o.startswith(("tracking.", "hydra."))]
+    return " ".join(shown) if shown else "defaults"
+
+
+def _model_label(node: Mapping[str, Any]) -> str:
+    name = str(node.get("_target_", "model")).rsplit(".", 1)[-1]
+    knobs = ", ".join(f"{k}={node[k]}" for k in ("C", "gamma") if k in node)
+    return f"{name}({knobs})"
+
+
+def _flush_logs() -> None:
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+
+
+def run_job(cfg) -> float | None:
+    """The body of ``run.py``'s ``@hydra.main`` function. Returns the membership probability."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
+
+    from .outputs import write_json, write_run_outputs
+    from .report import format_report
+    from .scenario import execute_scenario, prepare_scenario
+
+    hc = HydraConfig.get()
+    out_dir = Path(hc.runtime.output_dir)
+    launch_dir = Path(hc.runtime.cwd)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    plan = prepare_scenario(resolved)
+    tracking = resolved["tracking"]
+
+    tracker = tracking_error = None
+    if tracking["enabled"]:
+        from . import tracking as trk
+
+        overrides = list(hc.overrides.task)
+        multirun = hc.mode == RunMode.MULTIRUN
+        sweep_dir = launch_dir / hc.sweep.dir if multirun else None
+        tags = {
+            "mia.overrides": " ".join(overrides),
+            "mia.output_dir": str(out_dir.resolve()),
+            "mia.population": plan.population.name,
+            "mia.attack": resolved["attack"]["name"],
+            "mlflow.source.git.commit": trk.git_commit(launch_dir),
+        }
+        if multirun:
+            tags.update({"mia.sweep_dir": str(sweep_dir), "mia.job_num": hc.job.num})
+        try:
+            tracker = trk.RunTracker.start(tracking, launch_dir, _run_name(tracking, overrides), tags=tags,
+                                           parent_run_id=trk.read_parent_run(sweep_dir) if multirun else None)
+        except Exception as e:  # TrackingError: keep computing, report at the end
+            tracking_error = e
+            log.error("%s; continuing without tracking, outputs go to %s", e, out_dir)
+
+    try:
+        result = execute_scenario(plan)
+        summary = result.summary()
+        summary["mlflow"] = {
+            "run_id": tracker.run_id if tracker else None,
+            "experiment_id": tracker.experiment_id if tracker else None,
+            "tracking_uri": tracker.uri if tracker else None,
+        }
+        write_json(out_dir / "summary.json", summary)
+        (out_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(resolved))
+        written = write_run_outputs(result, out_dir, datasets=tracking["log_datasets"], models=tracking["log_models"])
+        log.info("scenario %s\n%s", _run_name(tracking, list(hc.overrides.task)),
+                 format_report(summary, _model_label(resolved["model"]), str(out_dir)))
+
+        if tracker is not None:
+            from .tracking import flatten, metrics_from_summary
+
+            tracker.log_params(flatten({k: v for k, v in resolved.items() if k != "hydra"}))
+            tracker.log_metrics(metrics_from_summary(summary))
+            tracker.log_artifact(out_dir / "summary.json")
+            tracker.log_artifact(out_dir / "resolved_config.yaml", "config")
+            if hc.output_subdir:
+                tracker.log_artifact(out_dir / hc.output_subdir, "hydra")
+            for artifact_dir, path in written.items():
+                tracker.log_artifact(path, artifact_dir)
+            _flush_logs()
+            tracker.log_artifact(out_dir / f"{hc.job.name}.log", "logs")
+            tracker.finish("FINISHED")
+    except BaseException:
+        if tracker is not None:
+            tracker.fail_quietly()
+        raise
+    if tracking_error is not None:
+        raise tracking_error
+    rec = summary.get("target_record")
+    return None if rec is None else rec["membership_probability"]

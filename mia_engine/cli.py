@@ -1,0 +1,61 @@
+"""Command-line error handling: every user error ends as one line on stderr and an exit code.
+
+Hydra prints composition errors over several lines; with ``HYDRA_FULL_ERROR=1`` it re-raises
+them instead, and :func:`guarded` condenses them to ``error: <full config key>: <problem>``.
+Set ``HYDRA_FULL_ERROR=1`` yourself to get Hydra's full traces back.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Callable
+
+from .errors import MiaEngineError
+
+
+def _one_line(text: str) -> str:
+    return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
+
+
+def describe_hydra_error(exc: BaseException) -> str | None:
+    """One line for a Hydra/OmegaConf composition error, naming the full key where known."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+
+    chain, e = [], exc
+    while e is not None and e not in chain:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    for e in chain:
+        if isinstance(e, OmegaConfBaseException) and getattr(e, "full_key", None):
+            msg = _one_line(getattr(e, "msg", None) or str(e).splitlines()[0])
+            if isinstance(e, ConfigKeyError):
+                msg = f"unknown key ({msg})"
+            return f"{e.full_key}: {msg}"
+    for e in chain:
+        if isinstance(e, (HydraException, OmegaConfBaseException)):
+            return _one_line(str(e))
+    return None
+
+
+def _fail(message: str, code: int) -> None:
+    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.flush()
+    sys.exit(code)
+
+
+def guarded(entry: Callable[[], Any]) -> Any:
+    """Run a ``@hydra.main`` entry point; turn user errors into one line and a non-zero exit."""
+    if os.environ.get("HYDRA_FULL_ERROR") == "1":
+        return entry()
+    os.environ["HYDRA_FULL_ERROR"] = "1"
+    try:
+        return entry()
+    except MiaEngineError as e:
+        _fail(str(e), e.exit_code)
+    except Exception as e:
+        line = describe_hydra_error(e)
+        if line is None:
+            raise
+        _fail(line, 2)
