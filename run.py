@@ -6,13 +6,14 @@ The scenario is composed from conf/ by Hydra; mia_engine does the work. See READ
 import hydra
 
 from mia_engine.app import run_job
-from mia_engine.cli import guarded
+from mia_engine.cli import exit_on_user_error, guarded
 from mia_engine.config import register_configs
 
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")
+@exit_on_user_error
 def main(cfg):
     return run_job(cfg)
 

@@ -85,6 +85,8 @@ def run_job(cfg) -> float | None:
             "experiment_id": tracker.experiment_id if tracker else None,
             "tracking_uri": tracker.uri if tracker else None,
         }
+        if tracking_error is not None:
+            summary["mlflow"]["error"] = str(tracking_error)
         write_json(out_dir / "summary.json", summary)
         (out_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(resolved))
         written = write_run_outputs(result, out_dir, datasets=tracking["log_datasets"], models=tracking["log_models"])

@@ -7,6 +7,7 @@ Set ``HYDRA_FULL_ERROR=1`` yourself to get Hydra's full traces back.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from typing import Any, Callable
@@ -21,7 +22,7 @@ def _one_line(text: str) -> str:
 def describe_hydra_error(exc: BaseException) -> str | None:
     """One line for a Hydra/OmegaConf composition error, naming the full key where known."""
     from hydra.errors import HydraException
-    from omegaconf.errors import ConfigKeyError, OmegaConfBaseException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, OmegaConfBaseException
 
     chain, e = [], exc
     while e is not None and e not in chain:
@@ -29,20 +30,44 @@ def describe_hydra_error(exc: BaseException) -> str | None:
         e = e.__cause__ or e.__context__
     for e in chain:
         if isinstance(e, OmegaConfBaseException) and getattr(e, "full_key", None):
-            msg = _one_line(getattr(e, "msg", None) or str(e).splitlines()[0])
-            if isinstance(e, ConfigKeyError):
+            msg = _one_line(_strip_context(getattr(e, "msg", None) or str(e)))
+            if isinstance(e, (ConfigKeyError, ConfigAttributeError)):
                 msg = f"unknown key ({msg})"
             return f"{e.full_key}: {msg}"
     for e in chain:
         if isinstance(e, (HydraException, OmegaConfBaseException)):
-            return _one_line(str(e))
+            return _one_line(str(e).split("Config search path:")[0])
     return None
+
+
+def _strip_context(msg: str) -> str:
+    """Drop OmegaConf's trailing ``full_key: ...`` / ``object_type=...`` lines (we print the key)."""
+    keep = [ln for ln in msg.splitlines() if not ln.strip().startswith(("full_key:", "object_type=", "reference_type="))]
+    return "\n".join(keep)
 
 
 def _fail(message: str, code: int) -> None:
     sys.stderr.write(f"error: {message}\n")
     sys.stderr.flush()
     sys.exit(code)
+
+
+def exit_on_user_error(task: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a Hydra task function: a :class:`MiaEngineError` exits at once with its one line.
+
+    Exiting inside the task (rather than raising) keeps Hydra from adding its own
+    "Error executing job" line; in a multirun it stops the sweep, and the sweep's parent
+    MLflow run is closed FAILED by its exit handler.
+    """
+
+    @functools.wraps(task)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return task(*args, **kwargs)
+        except MiaEngineError as e:
+            _fail(str(e), e.exit_code)
+
+    return wrapper
 
 
 def guarded(entry: Callable[[], Any]) -> Any:

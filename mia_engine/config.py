@@ -133,7 +133,7 @@ class TrackingConfig:
     run_name: Optional[str] = None
     http_request_timeout: int = 10
     http_request_max_retries: int = 1
-    http_request_backoff_factor: float = 0.5
+    http_request_backoff_factor: int = 1
     log_datasets: bool = True
     log_models: bool = True
 

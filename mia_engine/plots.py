@@ -41,7 +41,7 @@ def attack_roc(result, path: Path) -> Path:
     fig, ax = _figure()
     floor = 1.0 / (2 * a.n_nonmembers)
     fpr = np.maximum(a.fpr, floor)
-    ax.plot(fpr, a.tpr, color="tab:red", drawstyle="steps-post", label=f"shadow attack (AUC {a.auc:.3f})")
+    ax.plot(fpr, a.tpr, color="tab:red", label=f"shadow attack (AUC {a.auc:.3f})")
     grid = np.logspace(np.log10(floor), 0, 100)
     ax.plot(grid, grid, color="grey", linestyle=":", label="chance")
     for level, tpr in a.tpr_at_fpr.items():

@@ -222,6 +222,9 @@ def _parse_distribution(node: Mapping[str, Any], key: str) -> Distribution:
     dist = node.get("dist")
     if dist not in DISTRIBUTIONS:
         raise ConfigError(f"{key}.dist", f"unknown distribution {dist!r}; choose one of {', '.join(DISTRIBUTIONS)}")
+    for k in node:
+        if k != "dist" and k not in _ALL_PARAMS:
+            raise ConfigError(f"{key}.{k}", f"unknown key; a feature takes dist and {', '.join(_ALL_PARAMS)}")
     required, optional = _PARAMS[dist]
     given = {k: node.get(k) for k in _ALL_PARAMS if node.get(k) is not None}
     for k in _ALL_PARAMS:

@@ -65,17 +65,22 @@ def _configure_http(cfg: Mapping[str, Any]) -> None:
     """Bound MLflow's HTTP retries and timeouts (its defaults stall minutes on a dead server)."""
     os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(int(cfg.get("http_request_timeout", 10)))
     os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(int(cfg.get("http_request_max_retries", 1)))
-    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = str(float(cfg.get("http_request_backoff_factor", 0.5)))
+    os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = str(int(cfg.get("http_request_backoff_factor", 1)))
 
 
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    line = text[0] if text else type(exc).__name__
-    # MLflow wraps connection errors in long messages; keep the start and the root cause.
-    cause = re.search(r"(Connection refused|Name or service not known|timed out|No route to host)", str(exc))
-    if cause and cause.group(1) not in line:
-        line = f"{line[:160]} ({cause.group(1)})"
-    return line[:300]
+# Root causes worth naming, most specific first.
+_NETWORK_CAUSES = ("Connection refused", "Name or service not known", "Temporary failure in name resolution",
+                   "No route to host", "Connection reset by peer", "timed out", "Max retries exceeded")
+
+
+def _reason(exc: BaseException) -> str:
+    """A short reason: the network root cause when there is one, else the message's first line."""
+    text = str(exc)
+    for cause in _NETWORK_CAUSES:
+        if cause in text:
+            return cause
+    lines = text.strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:200]
 
 
 @contextmanager
@@ -85,7 +90,7 @@ def _guard(uri: str, action: str) -> Iterator[None]:
     except TrackingError:
         raise
     except Exception as e:  # MlflowException, requests errors, SQLAlchemy errors, OSError
-        raise TrackingError(f"tracking: {action} failed for MLflow tracking URI {redact(uri)}: {_first_line(e)}") from e
+        raise TrackingError(f"tracking.uri: {action} failed at MLflow tracking URI {redact(uri)}: {_reason(e)}") from e
 
 
 def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -249,13 +254,12 @@ class SweepParentRun(Callback):
         self._tracker: RunTracker | None = None
 
     def on_multirun_start(self, config, **kwargs: Any) -> None:
-        from hydra.core.hydra_config import HydraConfig
         from omegaconf import OmegaConf
 
         tracking = OmegaConf.to_container(config.tracking, resolve=True)
         if not tracking.get("enabled"):
             return
-        hc = HydraConfig.get()
+        hc = config.hydra  # HydraConfig is not set yet in the driver
         launch_dir = Path(hc.runtime.cwd)
         sweep_dir = launch_dir / hc.sweep.dir
         overrides = list(hc.overrides.task)
