@@ -94,7 +94,7 @@ class CalibratedSVCConfig:
 class ShadowConfig:
     # Rows drawn per class for the shadow data; `sizes` overrides it class by class.
     size_per_class: Optional[int] = 100
-    sizes: Optional[Dict[str, int]] = None
+    sizes: Dict[str, int] = field(default_factory=dict)
     test_size: float = 0.5
     stratify: bool = False
     split_seed: int = 1234

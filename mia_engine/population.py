@@ -325,8 +325,11 @@ def parse_record(node: Mapping[str, Any], key: str, name: str, pop_features: Seq
     return Record(name=name, values=tuple(values), label=label, member=member)
 
 
-def parse_population(cfg: Mapping[str, Any], key: str = "data") -> Population:
-    """Validate a population config node (a ``PopulationConfig``) and build a :class:`Population`."""
+def parse_population(cfg: Mapping[str, Any], key: str = "data", records: bool = True) -> Population:
+    """Validate a population config node (a ``PopulationConfig``) and build a :class:`Population`.
+
+    ``records=False`` ignores the target and probe records (an attacker's population needs none).
+    """
     sampler = cfg.get("sampler")
     if sampler not in ("python_random", "numpy"):
         raise ConfigError(f"{key}.sampler", f"unknown sampler {sampler!r}; choose python_random or numpy")
@@ -367,7 +370,7 @@ def parse_population(cfg: Mapping[str, Any], key: str = "data") -> Population:
         raise ConfigError(f"{key}.classes", f"class labels must be distinct, got {labels}")
 
     target = None
-    tnode = cfg.get("target_record")
+    tnode = cfg.get("target_record") if records else None
     if tnode is not None:
         tkey = f"{key}.target_record"
         if tnode.get("label") not in labels:
@@ -377,7 +380,7 @@ def parse_population(cfg: Mapping[str, Any], key: str = "data") -> Population:
                               member=bool(tnode.get("member")))
     probes = tuple(
         parse_record(pnode or {}, f"{key}.probe_records.{pname}", pname, feature_names, classes)
-        for pname, pnode in (cfg.get("probe_records") or {}).items()
+        for pname, pnode in ((cfg.get("probe_records") or {}) if records else {}).items()
     )
     return Population(name=cfg.get("name"), sampler=sampler, seed=seed, feature_names=feature_names,
                       classes=tuple(classes), target_record=target, probe_records=probes)

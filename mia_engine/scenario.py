@@ -155,14 +155,30 @@ def _record_result(rec: Record, feature_names, probs: np.ndarray) -> RecordResul
     )
 
 
-def _check_split(y_part: np.ndarray, labels, part: str, shadow: Mapping[str, Any]) -> None:
-    missing = sorted(set(labels) - set(int(v) for v in np.unique(y_part)))
-    if missing:
-        raise ConfigError(
-            "shadow.test_size",
-            f"the split (test_size={shadow['test_size']}, split_seed={shadow['split_seed']}, "
-            f"stratify={shadow['stratify']}) leaves class label(s) {missing} out of the shadow {part} half",
-        )
+def _split(X: np.ndarray, y: np.ndarray, shadow: Mapping[str, Any]):
+    """The notebook's ``train_test_split``; every class must land in both halves.
+
+    The notebook split with the global NumPy generator seeded once; a fresh
+    ``RandomState(split_seed)`` gives the same permutation without touching global state.
+    """
+    from sklearn.model_selection import train_test_split
+
+    try:
+        parts = train_test_split(X, y, test_size=shadow["test_size"],
+                                 random_state=np.random.RandomState(shadow["split_seed"]),
+                                 stratify=y if shadow["stratify"] else None)
+    except ValueError as e:
+        raise ConfigError("shadow.test_size", f"cannot split the shadow data: {e}") from None
+    labels = set(int(v) for v in np.unique(y))
+    for part, y_part in (("train", parts[2]), ("test", parts[3])):
+        missing = sorted(labels - set(int(v) for v in np.unique(y_part)))
+        if missing:
+            raise ConfigError(
+                "shadow.test_size",
+                f"the split (test_size={shadow['test_size']}, split_seed={shadow['split_seed']}, "
+                f"stratify={shadow['stratify']}) leaves class label(s) {missing} out of the shadow {part} half",
+            )
+    return parts
 
 
 @dataclass
@@ -207,7 +223,7 @@ def prepare_scenario(cfg: Mapping[str, Any]) -> ScenarioPlan:
     if not 0.0 < shadow["test_size"] < 1.0:
         raise ConfigError("shadow.test_size", f"must lie strictly between 0 and 1, got {shadow['test_size']}")
     if shadow.get("population") is not None:
-        shadow_pop = parse_population(shadow["population"], "shadow.population")
+        shadow_pop = parse_population(shadow["population"], "shadow.population", records=False)
         if set(shadow_pop.labels) != set(pop.labels) or shadow_pop.feature_names != pop.feature_names:
             raise ConfigError(
                 "shadow.population",
@@ -217,6 +233,10 @@ def prepare_scenario(cfg: Mapping[str, Any]) -> ScenarioPlan:
     else:
         shadow_pop = pop
     shadow_sizes = _sizes(shadow_pop, shadow.get("size_per_class"), shadow.get("sizes"), "shadow")
+    # The shadow labels are known before any draw (class blocks in order), so a split that
+    # leaves a class out of either half is caught here, exactly as it will happen.
+    y_shadow = np.concatenate([np.full(shadow_sizes[c.name], c.label) for c in shadow_pop.classes])
+    _split(np.arange(len(y_shadow)), y_shadow, shadow)
 
     model_node = cfg["model"]
     shadow_node, shadow_key = (
@@ -245,8 +265,6 @@ def run_scenario(cfg: Mapping[str, Any]) -> ScenarioResult:
 
 def execute_scenario(plan: ScenarioPlan) -> ScenarioResult:
     """Draw the data, fit fresh models, run the attack and the audit (same plan, same numbers)."""
-    from sklearn.model_selection import train_test_split
-
     from .models import fit_model
 
     pop, shadow = plan.population, plan.shadow
@@ -264,14 +282,7 @@ def execute_scenario(plan: ScenarioPlan) -> ScenarioResult:
     # ---- the attacker's shadow data (continues the population's stream when shared) --------
     shadow_sampler = sampler if plan.shadow_population is pop else plan.shadow_population.make_sampler()
     shd = shadow_sampler.draw("shadow", plan.shadow_sizes)
-    # The notebook split with the global NumPy generator seeded once; a fresh
-    # RandomState(split_seed) gives the same permutation without touching global state.
-    Xs_train, Xs_test, ys_train, ys_test = train_test_split(
-        shd.X, shd.y, test_size=shadow["test_size"], random_state=np.random.RandomState(shadow["split_seed"]),
-        stratify=shd.y if shadow["stratify"] else None,
-    )
-    _check_split(ys_train, pop.labels, "train", shadow)
-    _check_split(ys_test, pop.labels, "test", shadow)
+    Xs_train, Xs_test, ys_train, ys_test = _split(shd.X, shd.y, shadow)
 
     # ---- fresh non-members for the audit (after the shadow data on a shared stream) -------
     fresh: Sample | None = None

@@ -1,0 +1,114 @@
+"""Every config file composes; schemas reject wrong types and unknown keys; scenario-level checks."""
+
+from __future__ import annotations
+
+import pytest
+from hydra.errors import ConfigCompositionException
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
+
+from conftest import CONF, compose_config
+from mia_engine.errors import ConfigError
+from mia_engine.scenario import prepare_scenario
+
+GROUP_FILES = sorted((p.parent.name, p.stem) for p in CONF.glob("*/*.yaml"))
+
+
+def test_every_group_has_files():
+    groups = {g for g, _ in GROUP_FILES}
+    assert {"data", "model", "shadow", "attack", "audit", "tracking", "experiment"} <= groups
+
+
+@pytest.mark.parametrize("group,name", GROUP_FILES, ids=[f"{g}={n}" for g, n in GROUP_FILES])
+def test_every_config_file_composes_and_validates(group, name):
+    if group == "experiment":
+        overrides = [f"experiment={name}"]
+    elif group == "data":
+        # A population file serves as the target's population and as the attacker's.
+        overrides = [f"data={name}", f"data@shadow.population={name}"]
+    else:
+        overrides = [f"{group}={name}"]
+    cfg = compose_config(overrides)
+    plan = prepare_scenario(cfg)
+    assert plan.population.feature_names
+
+
+def test_defaults_are_the_tutorial():
+    cfg = compose_config()
+    assert cfg["data"]["name"] == "cancer_patients" and cfg["data"]["seed"] == 12345
+    assert cfg["model"]["gamma"] == 3.0 and cfg["model"]["random_state"] == 12
+    assert cfg["shadow"]["test_size"] == 0.5 and cfg["shadow"]["split_seed"] == 1234
+    assert cfg["shadow"]["population"] is None and cfg["shadow"]["model"] is None
+    assert cfg["attack"]["name"] == "shadow_lr" and cfg["tracking"]["enabled"] is True
+
+
+@pytest.mark.parametrize("override,key", [
+    ("model.gamma=abc", "model.gamma"),
+    ("model.random_state=twelve", "model.random_state"),
+    ("data.classes.responders.size=many", "data.classes.responders.size"),
+    ("data.classes.responders.features.diabetes.p=high", "data.classes.responders.features.diabetes.p"),
+    ("shadow.test_size=half", "shadow.test_size"),
+    ("audit.n_nonmembers=lots", "audit.n_nonmembers"),
+    ("tracking.enabled=maybe", "tracking.enabled"),
+])
+def test_schema_rejects_wrong_types(override, key):
+    with pytest.raises(ConfigCompositionException) as err:
+        compose_config([override])
+    assert isinstance(err.value.__cause__, ValidationError)
+    assert err.value.__cause__.full_key == key
+
+
+@pytest.mark.parametrize("override,key", [
+    ("model.gama=1", "model.gama"),
+    ("shadow.split_sed=1", "shadow.split_sed"),
+    ("attack.treshold=0.4", "attack.treshold"),
+    ("data.classes.responders.features.age.rate=3", "data.classes.responders.features.age.rate"),
+])
+def test_schema_rejects_unknown_keys(override, key):
+    with pytest.raises(ConfigCompositionException) as err:
+        compose_config([override])
+    assert isinstance(err.value.__cause__, (ConfigKeyError, ConfigAttributeError))
+    assert err.value.__cause__.full_key == key
+
+
+@pytest.mark.parametrize("overrides,key,fragment", [
+    (["shadow.test_size=0"], "shadow.test_size", "strictly between"),
+    (["shadow.test_size=0.995"], "shadow.test_size", "leaves class label(s) [0] out of the shadow train half"),
+    (["shadow.size_per_class=0"], "shadow.size_per_class", "at least one shadow row"),
+    (["+shadow.sizes.smokers=5"], "shadow.sizes.smokers", "no class 'smokers'"),
+    (["+shadow.sizes.responders=0"], "shadow.sizes.responders", "at least one shadow row"),
+    (["model.C=-1"], "model.C", "'C' parameter"),
+    (["model.gamma=-3"], "model.gamma", "'gamma' parameter"),
+    (["model.kernel=wavelet"], "model.kernel", "'kernel' parameter"),
+    (["model.probability=false"], "model.probability", "no class probabilities"),
+    (["model._target_=sklearn.svm.NoSuchModel"], "model._target_", "cannot import"),
+    (["attack.threshold=1.5"], "attack.threshold", "[0, 1]"),
+    (["attack.name=lira"], "attack.name", "unknown attack"),
+    (["attack.feature=entropy"], "attack.feature", "unknown attack feature"),
+    (["audit.n_nonmembers=0"], "audit.n_nonmembers", "at least 1"),
+    (["audit.fpr_levels=[0.01,2]"], "audit.fpr_levels.1", "(0, 1]"),
+    (["data@shadow.population=cancer_patients", "shadow.population.classes.responders.label=5"],
+     "shadow.population", "labels"),
+    (["data@shadow.population=cancer_patients", "shadow.population.classes.responders.features.age.mu=-2"],
+     "shadow.population.classes.responders.features.age.mu", "> 0"),
+])
+def test_scenario_level_errors_name_the_key(overrides, key, fragment):
+    with pytest.raises(ConfigError) as err:
+        prepare_scenario(compose_config(overrides))
+    assert err.value.key == key
+    assert fragment in err.value.message
+
+
+def test_different_shadow_model_is_used():
+    cfg = compose_config(["model@shadow.model=svc", "shadow.model.gamma=0.5"])
+    plan = prepare_scenario(cfg)
+    target, shadow, _ = plan.build_estimators()
+    assert target.gamma == 3.0 and shadow.gamma == 0.5
+
+
+def test_gamma_sweep_experiment_declares_the_sweep():
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose("config", overrides=["experiment=gamma_sweep"], return_hydra_config=True)
+    assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
+    assert cfg.hydra.sweeper.params["model.gamma"] == "0.01,0.1,0.3,1,3"
