@@ -1,0 +1,187 @@
+"""End to end: `python run.py ...` in a subprocess inside tmp_path, read back from MLflow."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+
+pytestmark = pytest.mark.e2e
+
+
+def _client(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def _artifacts(client, run_id: str, path: str | None = None) -> set[str]:
+    out = set()
+    for a in client.list_artifacts(run_id, path):
+        out |= _artifacts(client, run_id, a.path) if a.is_dir else {a.path}
+    return out
+
+
+def _only_output_dir(root: Path) -> Path:
+    dirs = [p.parent for p in root.glob("**/summary.json")]
+    assert len(dirs) == 1, dirs
+    return dirs[0]
+
+
+def test_single_run_on_the_default_embedded_store(tmp_path):
+    proc = run_cli([], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "predicted MEMBER" in proc.stdout and "0.93838505" in proc.stdout
+    out = _only_output_dir(tmp_path / "outputs")
+    summary = json.loads((out / "summary.json").read_text())
+    uri = f"sqlite:///{tmp_path.resolve() / 'mlflow.db'}"
+    assert summary["mlflow"]["tracking_uri"] == uri
+    assert summary["target_record"]["probabilities"] == pytest.approx([0.06161495, 0.93838505], abs=1e-6)
+    assert round(summary["target_record"]["membership_probability"], 2) == 0.80
+
+    client = _client(uri)
+    run = client.get_run(summary["mlflow"]["run_id"])
+    assert run.info.status == "FINISHED" and run.info.run_name == "defaults"
+    assert run.info.experiment_id == summary["mlflow"]["experiment_id"]
+    p = run.data.params
+    assert p["model.gamma"] == "3.0" and p["data.seed"] == "12345" and p["shadow.split_seed"] == "1234"
+    assert p["data.classes.responders.features.bmi_group.weights"] == "[0.5, 5.0, 7.0, 5.0]"
+    m = run.data.metrics
+    assert m["target_record/membership_probability"] == pytest.approx(summary["target_record"]["membership_probability"])
+    assert m["target_record/probability_label_1"] == pytest.approx(0.93838505, abs=1e-6)
+    assert m["shadow/train_mean_confidence"] == pytest.approx(summary["shadow"]["train_mean_confidence"])
+    assert m["attack/auc"] == pytest.approx(summary["attack"]["auc"])
+    assert m["attack/tpr_at_fpr_0.01"] == pytest.approx(summary["attack"]["tpr_at_fpr_0.01"])
+    assert m["target/test_accuracy"] == pytest.approx(summary["target"]["test_accuracy"])
+    assert m["target_record/predicted_member"] == 1.0
+    assert run.data.tags["mia.population"] == "cancer_patients"
+    arts = _artifacts(client, run.info.run_id)
+    assert {"summary.json", "config/resolved_config.yaml", "hydra/config.yaml", "hydra/overrides.yaml",
+            "plots/shadow_confidence_histogram.png", "plots/attack_roc.png", "data/target_train.csv",
+            "data/shadow_train.csv", "data/shadow_test.csv", "data/audit_nonmembers.csv",
+            "models/target_model.joblib", "models/shadow_model.joblib", "models/attack_model.joblib",
+            "logs/run.log"} <= arts
+    # Artifacts of the embedded store live beside the database.
+    assert (tmp_path / "mlruns").is_dir()
+    # The job log, as logged, holds the console report.
+    log = Path(client.download_artifacts(run.info.run_id, "logs/run.log", str(tmp_path))).read_text()
+    assert "membership probability 0.80" in log
+    # The target's training data as CSV: 200 rows, the MP last.
+    rows = (out / "data" / "target_train.csv").read_text().splitlines()
+    assert rows[0] == "diabetes,asthma,bmi_group,blood_pressure,smoker,age,label"
+    assert len(rows) == 201 and rows[-1] == "1,1,3,2,1,62,1"
+
+
+def test_two_job_multirun_nests_children_under_one_parent(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'sweep.db'}"
+    proc = run_cli(["-m", "model.gamma=0.1,3"], cwd=tmp_path, env={"MLFLOW_TRACKING_URI": uri})
+    assert proc.returncode == 0, proc.stderr
+    client = _client(uri)
+    exp = client.get_experiment_by_name("mia-engine")
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("mia.role") == "sweep"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId")]
+    assert len(parents) == 1 and len(children) == 2 and len(runs) == 3
+    parent = parents[0]
+    assert parent.info.status == "FINISHED" and parent.data.metrics["sweep/n_jobs"] == 2
+    assert {c.data.tags["mlflow.parentRunId"] for c in children} == {parent.info.run_id}
+    by_gamma = {c.data.params["model.gamma"]: c for c in children}
+    assert set(by_gamma) == {"0.1", "3.0"}
+    assert all(c.info.status == "FINISHED" for c in children)
+    assert round(by_gamma["3.0"].data.metrics["target_record/membership_probability"], 2) == 0.80
+    assert round(by_gamma["0.1"].data.metrics["target_record/membership_probability"], 2) == 0.48
+    assert by_gamma["0.1"].info.run_name == "model.gamma=0.1"
+    assert by_gamma["0.1"].data.tags["mia.overrides"] == "model.gamma=0.1"
+    sweep_dir = Path(parent.data.tags["mia.sweep_dir"])
+    assert by_gamma["3.0"].data.tags["mia.sweep_dir"] == str(sweep_dir)
+    assert json.loads((sweep_dir / "mlflow_parent_run.json").read_text())["run_id"] == parent.info.run_id
+    assert "summary.json" in _artifacts(client, by_gamma["0.1"].info.run_id)
+
+
+def test_failed_job_fails_the_parent_and_keeps_finished_children(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'sweep.db'}"
+    proc = run_cli(["-m", "data.classes.responders.features.age.mu=72,-1"], cwd=tmp_path,
+                   env={"MLFLOW_TRACKING_URI": uri})
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "error: data.classes.responders.features.age.mu: the Poisson rate must be > 0, got -1.0")
+    client = _client(uri)
+    runs = client.search_runs([client.get_experiment_by_name("mia-engine").experiment_id])
+    status = {r.data.tags.get("mia.role", "job"): r.info.status for r in runs}
+    assert status == {"sweep": "FAILED", "job": "FINISHED"}
+
+
+def test_unreachable_server_fails_fast_and_keeps_outputs(tmp_path):
+    start = time.monotonic()
+    proc = run_cli(["tracking.http_request_max_retries=0"], cwd=tmp_path,
+                   env={"MLFLOW_TRACKING_URI": "http://127.0.0.1:9"})
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 3
+    lines = proc.stderr.strip().splitlines()
+    assert lines == ["error: tracking.uri: connecting failed at MLflow tracking URI http://127.0.0.1:9: "
+                     "Connection refused"]
+    assert elapsed < 60  # bounded retries: MLflow's defaults would stall for minutes
+    out = _only_output_dir(tmp_path / "outputs")
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["mlflow"]["run_id"] is None and "Connection refused" in summary["mlflow"]["error"]
+    assert round(summary["target_record"]["membership_probability"], 2) == 0.80
+    assert (out / "plots" / "shadow_confidence_histogram.png").stat().st_size > 0
+    assert (out / "plots" / "attack_roc.png").stat().st_size > 0
+
+
+BAD_INPUT = [
+    ("model.gamma=abc", "model.gamma"),
+    ("model.gama=1", "model.gama"),
+    ("data.classes.responders.features.diabetes.p=1.5", "data.classes.responders.features.diabetes.p"),
+    ("data.classes.responders.features.bmi_group.weights=[-1,5,7,5]", "data.classes.responders.features.bmi_group.weights"),
+    ("data.classes.responders.features.bmi_group.weights=[0,0,0,0]", "data.classes.responders.features.bmi_group.weights"),
+    ("data.classes.responders.features.bmi_group.weights=[1,2]", "data.classes.responders.features.bmi_group.weights"),
+    ("data.classes.responders.features.age.mu=0", "data.classes.responders.features.age.mu"),
+    ("data.classes.responders.features.age.low=95", "data.classes.responders.features.age.low"),
+    ("data.classes.responders.features.age={dist: poisson, mu: 3, low: 300, high: 400}",
+     "data.classes.responders.features.age"),
+    ("data.classes.responders.size=0", "data.classes.responders.size"),
+    ("~data.classes.non_responders.features.age", "data.classes.non_responders.features"),
+    ("data.classes.responders.features.age.dist=gamma", "data.classes.responders.features.age.dist"),
+    ("~data.target_record.features.age", "data.target_record.features.age"),
+    ("+data.target_record.features.height=180", "data.target_record.features.height"),
+    ("data.target_record.features.bmi_group=9", "data.target_record.features.bmi_group"),
+    ("shadow.test_size=0.995", "shadow.test_size"),
+    ("model=no_such_model", "model/no_such_model"),
+]
+
+
+@pytest.mark.parametrize("override,key", BAD_INPUT, ids=[b[0] for b in BAD_INPUT])
+def test_bad_input_is_one_line_naming_the_key(tmp_path, override, key):
+    proc = run_cli(["tracking=none", override], cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("error: ") and key in lines[0]
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_same_config_twice_same_summary_and_no_store_without_tracking(tmp_path):
+    summaries = []
+    for sub in ("a", "b"):
+        d = tmp_path / sub
+        d.mkdir()
+        proc = run_cli(["tracking=none", "model.gamma=0.3", "data.seed=99"], cwd=d)
+        assert proc.returncode == 0, proc.stderr
+        summaries.append(json.loads((_only_output_dir(d / "outputs") / "summary.json").read_text()))
+        assert not (d / "mlflow.db").exists() and not (d / "mlruns").exists()
+    assert summaries[0] == summaries[1]
+    assert summaries[0]["mlflow"] == {"run_id": None, "experiment_id": None, "tracking_uri": None}
+
+
+def test_chdir_jobs_share_the_launch_directory_store(tmp_path):
+    proc = run_cli(["-m", "hydra.job.chdir=true", "model.gamma=0.1,1"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert [p.relative_to(tmp_path) for p in tmp_path.glob("**/mlflow.db")] == [Path("mlflow.db")]
+    client = _client(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("mia-engine").experiment_id])
+    assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)
