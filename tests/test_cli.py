@@ -185,3 +185,54 @@ def test_chdir_jobs_share_the_launch_directory_store(tmp_path):
     client = _client(f"sqlite:///{tmp_path / 'mlflow.db'}")
     runs = client.search_runs([client.get_experiment_by_name("mia-engine").experiment_id])
     assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)
+
+
+@pytest.fixture
+def mlflow_server(tmp_path):
+    """A real `mlflow server` on a free loopback port (SQLite backend, proxied artifacts)."""
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = tmp_path / "server"
+    root.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+         "--backend-store-uri", f"sqlite:///{root / 'server.db'}", "--artifacts-destination", str(root / "artifacts")],
+        cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                urllib.request.urlopen(f"{uri}/health", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"mlflow server did not start (exit code {proc.poll()})")
+                time.sleep(0.5)
+        yield uri
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=30)
+
+
+def test_multirun_against_a_tracking_server(tmp_path, mlflow_server):
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = run_cli(["-m", "model.gamma=0.1,3"], cwd=work, env={"MLFLOW_TRACKING_URI": mlflow_server})
+    assert proc.returncode == 0, proc.stderr
+    assert not (work / "mlflow.db").exists()  # everything went to the server
+    client = _client(mlflow_server)
+    runs = client.search_runs([client.get_experiment_by_name("mia-engine").experiment_id])
+    assert sorted(r.info.status for r in runs) == ["FINISHED"] * 3
+    child = next(r for r in runs if r.data.params.get("model.gamma") == "3.0")
+    assert round(child.data.metrics["target_record/membership_probability"], 2) == 0.80
+    summary = Path(client.download_artifacts(child.info.run_id, "summary.json", str(tmp_path)))
+    assert json.loads(summary.read_text())["mlflow"]["tracking_uri"] == mlflow_server
