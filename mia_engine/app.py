@@ -66,7 +66,7 @@ def run_job(cfg) -> float | None:
             "mia.output_dir": str(out_dir.resolve()),
             "mia.population": plan.population.name,
             "mia.attack": resolved["attack"]["name"],
-            "mlflow.source.git.commit": trk.git_commit(launch_dir),
+            "mlflow.source.git.commit": trk.git_commit(Path(__file__).resolve().parent),
         }
         if multirun:
             tags.update({"mia.sweep_dir": str(sweep_dir), "mia.job_num": hc.job.num})

@@ -1,6 +1,7 @@
 """Structured-config schemas for every config group.
 
-Each YAML file in ``conf/`` lists one of these schemas first in its defaults list, so
+Each YAML file in ``conf/`` lists one of these schemas first in its defaults list
+(``- /schema/<name>@_here_``), so
 Hydra rejects a wrong type (``model.gamma=abc``) or an unknown key (``model.gama=1``)
 while composing, before anything runs.  Checks a type cannot express (a probability
 outside [0, 1], a class with no rows, ...) live in :mod:`mia_engine.validation`.
@@ -143,10 +144,9 @@ def register_configs() -> None:
     from hydra.core.config_store import ConfigStore
 
     cs = ConfigStore.instance()
-    cs.store(group="data", name="population_schema", node=PopulationConfig)
-    cs.store(group="model", name="svc_schema", node=SVCConfig)
-    cs.store(group="model", name="svc_calibrated_schema", node=CalibratedSVCConfig)
-    cs.store(group="shadow", name="shadow_schema", node=ShadowConfig)
-    cs.store(group="attack", name="attack_schema", node=AttackConfig)
-    cs.store(group="audit", name="audit_schema", node=AuditConfig)
-    cs.store(group="tracking", name="tracking_schema", node=TrackingConfig)
+    # Stored outside the groups (so `--help` lists only real options); a group file pulls its
+    # schema in with `- /schema/<name>@_here_`.
+    for name, node in (("population", PopulationConfig), ("svc", SVCConfig),
+                       ("svc_calibrated", CalibratedSVCConfig), ("shadow", ShadowConfig),
+                       ("attack", AttackConfig), ("audit", AuditConfig), ("tracking", TrackingConfig)):
+        cs.store(group="schema", name=name, node=node)

@@ -128,6 +128,7 @@ def metrics_from_summary(summary: Mapping[str, Any]) -> dict[str, float]:
 
 
 def git_commit(directory: Path) -> str | None:
+    """The commit checked out at ``directory`` (the engine's own checkout), if it is a git work tree."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired):
@@ -267,7 +268,7 @@ class SweepParentRun(Callback):
         self._tracker = RunTracker.start(
             tracking, launch_dir, name,
             tags={"mia.role": "sweep", "mia.sweep_dir": str(sweep_dir), "mia.overrides": " ".join(overrides),
-                  "mlflow.source.git.commit": git_commit(launch_dir)},
+                  "mlflow.source.git.commit": git_commit(Path(__file__).resolve().parent)},
         )
         sweep_dir.mkdir(parents=True, exist_ok=True)
         parent_run_file(sweep_dir).write_text(json.dumps({
