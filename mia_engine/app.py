@@ -4,7 +4,8 @@ Order of work, so that nothing computed is lost:
 
 1. Validate the whole config (a bad value stops here, before any run is opened).
 2. Open the MLflow run (child of the sweep's parent in a multirun). If the store cannot be
-   reached, remember the error and go on without tracking.
+   reached, remember the error and go on without tracking. (MLflow itself starts loading in
+   a helper process before step 1; see :class:`mia_engine.tracking.TrackingSession`.)
 3. Run the scenario; write summary.json, the resolved config, plots, CSVs and models.
 4. Log params, metrics, tags and artifacts; close the run FINISHED (FAILED on any error).
 5. If tracking failed in step 2, exit non-zero now, with the outputs already on disk.
@@ -51,65 +52,71 @@ def run_job(cfg) -> float | None:
     out_dir = Path(hc.runtime.output_dir)
     launch_dir = Path(hc.runtime.cwd)
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    plan = prepare_scenario(resolved)
     tracking = resolved["tracking"]
+    overrides = list(hc.overrides.task)
 
-    tracker = tracking_error = None
+    session = None
     if tracking["enabled"]:
         from . import tracking as trk
 
-        overrides = list(hc.overrides.task)
         multirun = hc.mode == RunMode.MULTIRUN
         sweep_dir = launch_dir / hc.sweep.dir if multirun else None
         tags = {
             "mia.overrides": " ".join(overrides),
             "mia.output_dir": str(out_dir.resolve()),
-            "mia.population": plan.population.name,
+            "mia.population": resolved["data"]["name"],
             "mia.attack": resolved["attack"]["name"],
             "mlflow.source.git.commit": trk.git_commit(Path(__file__).resolve().parent),
         }
         if multirun:
             tags.update({"mia.sweep_dir": str(sweep_dir), "mia.job_num": hc.job.num})
-        try:
-            tracker = trk.RunTracker.start(tracking, launch_dir, _run_name(tracking, overrides), tags=tags,
-                                           parent_run_id=trk.read_parent_run(sweep_dir) if multirun else None)
-        except Exception as e:  # TrackingError: keep computing, report at the end
-            tracking_error = e
-            log.error("%s; continuing without tracking, outputs go to %s", e, out_dir)
+        # Started before validation so that MLflow loads while the scenario runs; no run
+        # exists until open(), so a bad config leaves nothing behind in the store.
+        session = trk.TrackingSession(tracking, launch_dir, _run_name(tracking, overrides), tags,
+                                      trk.read_parent_run(sweep_dir) if multirun else None)
 
+    tracking_error = None
     try:
+        plan = prepare_scenario(resolved)
+        if session is not None:
+            session.open()  # returns at once with a background helper
         result = execute_scenario(plan)
+        written = write_run_outputs(result, out_dir, datasets=tracking["log_datasets"], models=tracking["log_models"])
+        if session is not None:
+            try:
+                session.wait_open()
+            except Exception as e:  # TrackingError: outputs are on disk; report at the end
+                tracking_error, session = e, None
+                log.error("%s; continuing without tracking, outputs go to %s", e, out_dir)
+
         summary = result.summary()
         summary["mlflow"] = {
-            "run_id": tracker.run_id if tracker else None,
-            "experiment_id": tracker.experiment_id if tracker else None,
-            "tracking_uri": tracker.uri if tracker else None,
+            "run_id": session.run_id if session else None,
+            "experiment_id": session.experiment_id if session else None,
+            "tracking_uri": session.uri if session else None,
         }
         if tracking_error is not None:
             summary["mlflow"]["error"] = str(tracking_error)
         write_json(out_dir / "summary.json", summary)
         (out_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(resolved))
-        written = write_run_outputs(result, out_dir, datasets=tracking["log_datasets"], models=tracking["log_models"])
-        log.info("scenario %s\n%s", _run_name(tracking, list(hc.overrides.task)),
+        log.info("scenario %s\n%s", _run_name(tracking, overrides),
                  format_report(summary, _model_label(resolved["model"]), str(out_dir)))
 
-        if tracker is not None:
+        if session is not None:
             from .tracking import flatten, metrics_from_summary
 
-            tracker.log_params(flatten({k: v for k, v in resolved.items() if k != "hydra"}))
-            tracker.log_metrics(metrics_from_summary(summary))
-            tracker.log_artifact(out_dir / "summary.json")
-            tracker.log_artifact(out_dir / "resolved_config.yaml", "config")
+            artifacts = [(out_dir / "summary.json", None), (out_dir / "resolved_config.yaml", "config")]
             if hc.output_subdir:
-                tracker.log_artifact(out_dir / hc.output_subdir, "hydra")
-            for artifact_dir, path in written.items():
-                tracker.log_artifact(path, artifact_dir)
+                artifacts.append((out_dir / hc.output_subdir, "hydra"))
+            artifacts += [(path, artifact_dir) for artifact_dir, path in written.items()]
+            artifacts.append((out_dir / f"{hc.job.name}.log", "logs"))
             _flush_logs()
-            tracker.log_artifact(out_dir / f"{hc.job.name}.log", "logs")
-            tracker.finish("FINISHED")
+            session.log_and_finish(flatten({k: v for k, v in resolved.items() if k != "hydra"}),
+                                   metrics_from_summary(summary), artifacts)
+            session = None
     except BaseException:
-        if tracker is not None:
-            tracker.fail_quietly()
+        if session is not None:
+            session.abandon()
         raise
     if tracking_error is not None:
         raise tracking_error

@@ -135,6 +135,10 @@ class TrackingConfig:
     http_request_timeout: int = 10
     http_request_max_retries: int = 1
     http_request_backoff_factor: int = 1
+    # MLflow's own log level (its INFO lines announce e.g. database creation).
+    mlflow_log_level: str = "WARNING"
+    # Import MLflow and log from a forked helper process while the scenario computes.
+    background: bool = True
     log_datasets: bool = True
     log_models: bool = True
 

@@ -61,8 +61,10 @@ def _local_artifact_root(uri: str) -> str | None:
     return None
 
 
-def _configure_http(cfg: Mapping[str, Any]) -> None:
-    """Bound MLflow's HTTP retries and timeouts (its defaults stall minutes on a dead server)."""
+def _configure_mlflow(cfg: Mapping[str, Any]) -> None:
+    """Set MLflow's environment before it loads: its log level, and bounded HTTP retries and
+    timeouts (its defaults stall minutes on a dead server)."""
+    os.environ["MLFLOW_LOGGING_LEVEL"] = str(cfg.get("mlflow_log_level") or "WARNING").upper()
     os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(int(cfg.get("http_request_timeout", 10)))
     os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(int(cfg.get("http_request_max_retries", 1)))
     os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = str(int(cfg.get("http_request_backoff_factor", 1)))
@@ -150,7 +152,7 @@ class RunTracker:
     def start(cls, tracking: Mapping[str, Any], launch_dir: Path, run_name: str,
               tags: Mapping[str, str] | None = None, parent_run_id: str | None = None) -> "RunTracker":
         uri = resolve_tracking_uri(tracking.get("uri"), launch_dir)
-        _configure_http(tracking)
+        _configure_mlflow(tracking)
         with _guard(uri, "connecting"):
             from mlflow.tracking import MlflowClient
 
@@ -208,6 +210,175 @@ class RunTracker:
             self.finish("FAILED")
         except TrackingError:
             pass
+
+
+def _log_and_finish(tracker: RunTracker, params: Mapping[str, Any], metrics: Mapping[str, float],
+                    artifacts: list[tuple[str, str | None]]) -> None:
+    tracker.log_params(params)
+    tracker.log_metrics(metrics)
+    for path, artifact_path in artifacts:
+        tracker.log_artifact(Path(path), artifact_path)
+    tracker.finish("FINISHED")
+
+
+def _fork_is_safe() -> bool:
+    """Fork only a fresh, single-threaded process: no MLflow state (SQLAlchemy pools) to inherit."""
+    import sys
+    import threading
+
+    return hasattr(os, "fork") and "mlflow" not in sys.modules and threading.active_count() == 1
+
+
+class TrackingSession:
+    """The MLflow side of one job, from before validation to the closed run.
+
+    With ``tracking.background`` (the default) and a fresh single-threaded process, a forked
+    helper process imports MLflow and opens the store while the scenario computes (MLflow's
+    import and store set-up cost more than the tutorial's whole computation), then creates,
+    logs and closes the run on request. Otherwise the same happens in-process.
+
+    ``open()`` asks for the run to be created and returns at once; ``wait_open()`` waits for
+    it (:class:`TrackingError` if the store cannot be reached) and sets ``run_id``,
+    ``experiment_id`` and ``uri``. ``log_and_finish()`` logs everything and closes the run
+    FINISHED; ``abandon()`` closes it FAILED (before ``open()``, it only stops the helper).
+    """
+
+    def __init__(self, tracking: Mapping[str, Any], launch_dir: Path, run_name: str,
+                 tags: Mapping[str, Any], parent_run_id: str | None):
+        self._args = (dict(tracking), Path(launch_dir), run_name, dict(tags), parent_run_id)
+        self._tracker: RunTracker | None = None
+        self._proc = self._conn = None
+        self._opening = False  # a start request whose reply is unread
+        self._open_error: TrackingError | None = None
+        self.run_id = self.experiment_id = self.uri = None
+        if tracking.get("background", True) and _fork_is_safe():
+            import multiprocessing
+
+            ctx = multiprocessing.get_context("fork")
+            self._conn, child = ctx.Pipe()
+            self._proc = ctx.Process(target=_helper, args=(child, *self._args), name="mia-engine-mlflow", daemon=True)
+            self._proc.start()
+            child.close()
+
+    @property
+    def background(self) -> bool:
+        return self._proc is not None
+
+    def open(self) -> None:
+        if self._proc is None:
+            try:
+                self._tracker = RunTracker.start(*self._args)
+            except TrackingError as e:
+                self._open_error = e  # raised by wait_open(), as with the helper
+            else:
+                t = self._tracker
+                self.run_id, self.experiment_id, self.uri = t.run_id, t.experiment_id, t.uri
+        else:
+            self._send(("start",))
+            self._opening = True
+
+    def wait_open(self) -> None:
+        if self._open_error is not None:
+            raise self._open_error
+        if self._opening:
+            self._opening = False
+            self.run_id, self.experiment_id, self.uri = self._receive()
+
+    def log_and_finish(self, params: Mapping[str, Any], metrics: Mapping[str, float],
+                       artifacts: list[tuple[Path, str | None]]) -> None:
+        items = [(str(p), a) for p, a in artifacts]
+        if self._proc is None:
+            self.wait_open()
+            try:
+                _log_and_finish(self._tracker, params, metrics, items)
+            except BaseException:
+                self._tracker.fail_quietly()
+                raise
+        else:
+            self.wait_open()
+            self._send(("log", dict(params), dict(metrics), items))
+            self._receive()
+            self._stop()
+
+    def abandon(self) -> None:
+        if self._proc is None:
+            if self._tracker is not None:
+                self._tracker.fail_quietly()
+            return
+        try:
+            if self._opening:
+                self.wait_open()
+            if self.run_id is not None:
+                self._send(("fail",))
+                self._receive()
+        except TrackingError:
+            pass
+        self._stop(terminate=self.run_id is None)  # no run: nothing to close, stop at once
+
+    def _send(self, message: tuple) -> None:
+        try:
+            self._conn.send(message)
+        except OSError:
+            self._died()
+
+    def _receive(self) -> tuple:
+        try:
+            reply = self._conn.recv()
+        except (EOFError, OSError):
+            self._died()
+        if reply[0] == "error":
+            raise TrackingError(reply[1])
+        return reply[1:]
+
+    def _died(self):
+        self._proc.join(timeout=5)
+        raise TrackingError(f"tracking: the MLflow helper process ended unexpectedly "
+                            f"(exit code {self._proc.exitcode})") from None
+
+    def _stop(self, terminate: bool = False) -> None:
+        if self._proc is None:
+            return
+        self._conn.close()
+        if terminate:
+            self._proc.terminate()
+        self._proc.join(timeout=30)
+
+
+def _helper(conn, tracking, launch_dir, run_name, tags, parent_run_id) -> None:
+    """The forked helper: warm MLflow up, then serve start / log / fail requests."""
+    try:
+        uri = resolve_tracking_uri(tracking.get("uri"), launch_dir)
+        _configure_mlflow(tracking)
+        from mlflow.tracking import MlflowClient
+
+        if uri.startswith("sqlite:"):
+            MlflowClient(tracking_uri=uri)._tracking_client.store  # open the database, check its schema
+    except Exception:
+        pass  # any real problem is reported by RunTracker.start
+    tracker: RunTracker | None = None
+    try:
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                return  # the job went away; the finally clause closes any run FAILED
+            try:
+                if message[0] == "start":
+                    tracker = RunTracker.start(tracking, launch_dir, run_name, tags, parent_run_id)
+                    conn.send(("ok", tracker.run_id, tracker.experiment_id, tracker.uri))
+                    continue
+                if message[0] == "log":
+                    _log_and_finish(tracker, *message[1:])
+                elif tracker is not None:
+                    tracker.finish("FAILED")
+                conn.send(("ok",))
+            except Exception as e:
+                conn.send(("error", str(e) if isinstance(e, TrackingError) else f"tracking: {type(e).__name__}: {e}"))
+            return
+    finally:
+        if tracker is not None and not tracker.closed:
+            tracker.fail_quietly()
+        conn.close()
 
 
 def _param_value(v: Any) -> str:

@@ -236,3 +236,28 @@ def test_multirun_against_a_tracking_server(tmp_path, mlflow_server):
     assert round(child.data.metrics["target_record/membership_probability"], 2) == 0.80
     summary = Path(client.download_artifacts(child.info.run_id, "summary.json", str(tmp_path)))
     assert json.loads(summary.read_text())["mlflow"]["tracking_uri"] == mlflow_server
+
+
+@pytest.mark.parametrize("background", ["true", "false"])
+def test_failure_after_the_run_opened_closes_it_failed(tmp_path, background):
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    # A kernel scikit-learn accepts as a parameter but cannot fit on feature rows.
+    proc = run_cli([f"tracking.background={background}", "model.kernel=precomputed"], cwd=tmp_path,
+                   env={"MLFLOW_TRACKING_URI": uri})
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: model: fitting SVC failed")
+    client = _client(uri)
+    runs = client.search_runs([client.get_experiment_by_name("mia-engine").experiment_id])
+    assert [r.info.status for r in runs] == ["FAILED"]
+
+
+@pytest.mark.parametrize("background", ["true", "false"])
+def test_bad_config_opens_no_run(tmp_path, background):
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    proc = run_cli([f"tracking.background={background}", "data.classes.responders.features.smoker.p=2"],
+                   cwd=tmp_path, env={"MLFLOW_TRACKING_URI": uri})
+    assert proc.returncode == 2
+    if (tmp_path / "store.db").exists():
+        client = _client(uri)
+        assert [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])] == []
