@@ -183,12 +183,6 @@ class RunTracker:
             for i in range(0, len(items), 1000):
                 self.client.log_batch(self.run_id, metrics=items[i:i + 1000])
 
-    def set_tags(self, tags: Mapping[str, Any]) -> None:
-        from mlflow.entities import RunTag
-
-        with _guard(self.uri, "setting tags"):
-            self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items() if v is not None])
-
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         path = Path(path)
         with _guard(self.uri, f"uploading {path.name}"):
