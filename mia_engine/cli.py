@@ -12,6 +12,7 @@ import functools
 import logging
 import os
 import sys
+import threading
 from typing import Any, Callable
 
 from .errors import MiaEngineError
@@ -115,6 +116,10 @@ def _exit_now(code: Any) -> None:
     else:  # sys.exit("message")
         sys.stderr.write(f"{code}\n")
         status = 1
+    if threading.active_count() > 1:
+        # Other threads (e.g. a joblib/loky executor's manager) need the interpreter's own
+        # shutdown sequence to stop their workers: take the normal exit.
+        sys.exit(status)
     atexit._run_exitfuncs()
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
