@@ -17,6 +17,8 @@ import logging
 from pathlib import Path
 from typing import Any, Mapping
 
+from .errors import ConfigError
+
 log = logging.getLogger("mia_engine")
 
 
@@ -39,7 +41,7 @@ def _flush_logs() -> None:
 
 
 def run_job(cfg) -> float | None:
-    """The body of ``run.py``'s ``@hydra.main`` function. Returns the membership probability."""
+    """The body of ``run.py``'s ``@hydra.main`` function; returns the ``objectives`` values."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
     from omegaconf import OmegaConf
@@ -102,6 +104,7 @@ def run_job(cfg) -> float | None:
         log.info("scenario %s\n%s", _run_name(tracking, overrides),
                  format_report(summary, _model_label(resolved["model"]), str(out_dir)))
 
+        objective_values(summary, resolved.get("objectives") or [])  # a bad key fails the run here
         if session is not None:
             from .tracking import flatten, metrics_from_summary
 
@@ -120,5 +123,24 @@ def run_job(cfg) -> float | None:
         raise
     if tracking_error is not None:
         raise tracking_error
-    rec = summary.get("target_record")
-    return None if rec is None else rec["membership_probability"]
+    return objective_values(summary, resolved.get("objectives") or [])
+
+
+def objective_values(summary: Mapping[str, Any], keys: list[str]) -> float | list[float] | None:
+    """What the task returns to a sweeper: the summary values named by ``objectives``.
+
+    One key gives a float (Optuna's single objective), several a list (multi-objective).
+    """
+    values = []
+    for i, key in enumerate(keys):
+        section, _, name = str(key).partition(".")
+        value = (summary.get(section) or {}).get(name) if isinstance(summary.get(section), dict) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            numeric = sorted(f"{s}.{k}" for s, d in summary.items() if isinstance(d, dict)
+                             for k, v in d.items() if isinstance(v, (int, float)) and not isinstance(v, bool))
+            raise ConfigError(f"objectives.{i}", f"{key!r} is not a number in the run summary; "
+                                                 f"choose from {', '.join(numeric)}")
+        values.append(float(value))
+    if not values:
+        return None
+    return values[0] if len(values) == 1 else values

@@ -129,6 +129,11 @@ def metrics_from_summary(summary: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
+def metric_name(summary_key: str) -> str:
+    """``attack.tpr_at_fpr_0.01`` (a run-summary key) -> ``attack/tpr_at_fpr_0.01`` (its metric)."""
+    return str(summary_key).replace(".", "/", 1)
+
+
 def git_commit(directory: Path) -> str | None:
     """The commit checked out at ``directory`` (the engine's own checkout), if it is a git work tree."""
     try:
@@ -449,15 +454,36 @@ class SweepParentRun(Callback):
         try:
             with _guard(t.uri, "reading the sweep's child runs"):
                 children = t.client.search_runs([t.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{t.run_id}'",
-                                                max_results=50000)
+                                                max_results=50000, order_by=["attributes.start_time ASC"])
             failed = [r for r in children if r.info.status != "FINISHED"]
             t.log_metrics({"sweep/n_jobs": len(children), "sweep/n_failed": len(failed)})
+            if children:
+                self._log_summary(config, t, children)
             t.finish("FINISHED" if children and not failed else "FAILED")
         except TrackingError:
             t.fail_quietly()
             raise
         finally:
             self._tracker = None
+
+    def _log_summary(self, config, t: RunTracker, children) -> None:
+        """Every job's overrides and key metrics (CSV, Markdown, plots; Pareto front) on the parent."""
+        from omegaconf import OmegaConf
+
+        from .sweep_summary import parse_overrides, write_sweep_summary
+
+        rows = [{"run_name": r.info.run_name, "run_id": r.info.run_id, "status": r.info.status,
+                 "params": parse_overrides(r.data.tags.get("mia.overrides", "")), "metrics": dict(r.data.metrics)}
+                for r in children]
+        objectives = [metric_name(k) for k in (OmegaConf.select(config, "objectives") or [])]
+        directions = OmegaConf.select(config, "hydra.sweeper.direction")
+        if isinstance(directions, str):
+            directions = [directions]
+        directions = [str(d) for d in (directions or [])]
+        sweep_dir = Path(config.hydra.runtime.cwd) / config.hydra.sweep.dir
+        out = write_sweep_summary(rows, sweep_dir / "sweep_summary", objectives, directions)
+        t.log_artifact(out, "sweep_summary")
+
 
     def _close_failed(self) -> None:
         if self._tracker is not None:
