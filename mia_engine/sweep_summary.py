@@ -135,7 +135,8 @@ def pareto_front(rows: Sequence[Mapping[str, Any]], objectives: Sequence[str],
 
 
 def plot_pareto(rows: Sequence[Mapping[str, Any]], front: Sequence[Mapping[str, Any]],
-                objectives: Sequence[str], directions: Sequence[str], path: Path) -> Path:
+                objectives: Sequence[str], directions: Sequence[str], path: Path,
+                params: Sequence[str] = ()) -> Path:
     from matplotlib.figure import Figure
 
     x_key, y_key = objectives[:2]
@@ -148,8 +149,9 @@ def plot_pareto(rows: Sequence[Mapping[str, Any]], front: Sequence[Mapping[str, 
     ax.plot([r["metrics"][x_key] for r in front], [r["metrics"][y_key] for r in front], "o-", color="tab:red",
             label="Pareto front")
     for r in front:
+        shown = {k: v for k, v in r["params"].items() if k in params} if params else r["params"]
         ax.annotate(" ".join(f"{k.rsplit('.', 1)[-1]}={_fmt(_number(v) if _number(v) is not None else v)}"
-                             for k, v in r["params"].items()),
+                             for k, v in shown.items()),
                     (r["metrics"][x_key], r["metrics"][y_key]), fontsize="x-small", xytext=(4, 4),
                     textcoords="offset points")
     ax.set_xlabel(f"{x_key} ({directions[0]})")
@@ -174,5 +176,5 @@ def write_sweep_summary(rows: Sequence[Mapping[str, Any]], out_dir: Path,
         front = pareto_front(rows, objectives, directions)
         write_table(front, params, list(dict.fromkeys([*objectives, *metrics])), out_dir / "pareto_front.csv",
                     out_dir / "pareto_front.md")
-        plot_pareto(rows, front, objectives, directions, out_dir / "pareto_front.png")
+        plot_pareto(rows, front, objectives, directions, out_dir / "pareto_front.png", params)
     return out_dir
