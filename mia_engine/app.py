@@ -57,6 +57,7 @@ def run_job(cfg) -> float | None:
     tracking = resolved["tracking"]
     overrides = list(hc.overrides.task)
 
+    digest = config_hash(resolved)
     session = None
     if tracking["enabled"]:
         from . import tracking as trk
@@ -70,12 +71,21 @@ def run_job(cfg) -> float | None:
             "mia.attack": resolved["attack"]["name"],
             "mlflow.source.git.commit": trk.git_commit(Path(__file__).resolve().parent),
         }
+        tags["mia.config_hash"] = digest
         if multirun:
             tags.update({"mia.sweep_dir": str(sweep_dir), "mia.job_num": hc.job.num})
+        parent_run_id = trk.read_parent_run(sweep_dir) if multirun else None
+        if tracking.get("resume"):
+            params = trk.flatten({k: v for k, v in resolved.items() if k != "hydra"})
+            reused = trk.reuse_finished_run(tracking, launch_dir, digest, out_dir, _run_name(tracking, overrides),
+                                            tags, parent_run_id, params)
+            if reused is not None:
+                log.info("resume: this config (hash %s) already FINISHED as run %s; reusing its results",
+                         digest[:12], reused["mlflow"]["reused_run_id"])
+                return objective_values(reused, resolved.get("objectives") or [])
         # Started before validation so that MLflow loads while the scenario runs; no run
         # exists until open(), so a bad config leaves nothing behind in the store.
-        session = trk.TrackingSession(tracking, launch_dir, _run_name(tracking, overrides), tags,
-                                      trk.read_parent_run(sweep_dir) if multirun else None)
+        session = trk.TrackingSession(tracking, launch_dir, _run_name(tracking, overrides), tags, parent_run_id)
 
     tracking_error = None
     try:
@@ -124,6 +134,20 @@ def run_job(cfg) -> float | None:
     if tracking_error is not None:
         raise tracking_error
     return objective_values(summary, resolved.get("objectives") or [])
+
+
+def config_hash(resolved: Mapping[str, Any]) -> str:
+    """SHA-256 of everything that produces a run's results: the resolved scenario (all but
+    ``hydra`` and ``tracking``) and the engine's version and git commit."""
+    import hashlib
+    import json
+
+    from . import __version__
+    from .tracking import git_commit
+
+    payload = {k: v for k, v in resolved.items() if k not in ("hydra", "tracking")}
+    payload["__engine__"] = {"version": __version__, "commit": git_commit(Path(__file__).resolve().parent)}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def objective_values(summary: Mapping[str, Any], keys: list[str]) -> float | list[float] | None:

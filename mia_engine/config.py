@@ -135,6 +135,9 @@ class TrackingConfig:
     http_request_timeout: int = 10
     http_request_max_retries: int = 1
     http_request_backoff_factor: int = 1
+    # Skip a job whose identical resolved config (tag mia.config_hash) already has a FINISHED
+    # run in this experiment: rerun a sweep that died halfway with tracking.resume=true.
+    resume: bool = False
     # MLflow's own log level (its INFO lines announce e.g. database creation).
     mlflow_log_level: str = "WARNING"
     # Import MLflow and log from a forked helper process while the scenario computes.

@@ -401,6 +401,55 @@ def _experiment_id(client, name: str, uri: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# Resume: reuse a FINISHED run of the identical resolved config
+
+CONFIG_HASH_TAG = "mia.config_hash"
+
+
+def reuse_finished_run(tracking: Mapping[str, Any], launch_dir: Path, config_hash: str, out_dir: Path,
+                       run_name: str, tags: Mapping[str, Any], parent_run_id: str | None,
+                       params: Mapping[str, Any]) -> dict | None:
+    """The summary of the newest FINISHED run tagged with ``config_hash``, or None.
+
+    Its ``summary.json`` is copied into ``out_dir``; inside a sweep a child run under the new
+    parent carries its params and metrics (tagged ``mia.reused_run_id``), so the sweep's
+    summary lists every job. Nothing is computed again.
+    """
+    uri = resolve_tracking_uri(tracking.get("uri"), launch_dir)
+    _configure_mlflow(tracking)
+    with _guard(uri, "looking for a finished run to resume from"):
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri)
+        exp = client.get_experiment_by_name(tracking["experiment_name"])
+        if exp is None:
+            return None
+        found = client.search_runs([exp.experiment_id],
+                                   filter_string=f"tags.`{CONFIG_HASH_TAG}` = '{config_hash}' "
+                                                 "and attributes.status = 'FINISHED'",
+                                   order_by=["attributes.start_time DESC"], max_results=1)
+        if not found:
+            return None
+        old = found[0]
+        try:
+            path = client.download_artifacts(old.info.run_id, "summary.json", str(out_dir))
+        except Exception:
+            return None  # no summary to reuse: run the job
+        summary = json.loads(Path(path).read_text())
+    if parent_run_id:
+        t = RunTracker.start(tracking, launch_dir, run_name,
+                             tags={**tags, "mia.reused_run_id": old.info.run_id}, parent_run_id=parent_run_id)
+        try:
+            _log_and_finish(t, params, dict(old.data.metrics), [(path, None)])
+        except BaseException:
+            t.fail_quietly()
+            raise
+    summary.setdefault("mlflow", {})["reused_run_id"] = old.info.run_id
+    Path(path).write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------
 # Multirun: one parent run per sweep
 
 def parent_run_file(sweep_dir: Path) -> Path:
