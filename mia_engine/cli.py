@@ -18,6 +18,10 @@ from typing import Any, Callable
 from .errors import MiaEngineError
 
 
+# The process that runs the command line (set by guarded); tasks running elsewhere raise.
+_CLI_PID: int | None = None
+
+
 def _one_line(text: str) -> str:
     return " ".join(part.strip() for part in str(text).splitlines() if part.strip())
 
@@ -68,6 +72,8 @@ def exit_on_user_error(task: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return task(*args, **kwargs)
         except MiaEngineError as e:
+            if os.getpid() != _CLI_PID:
+                raise  # a launcher's worker process (joblib, Ray): let the driver report it
             _fail(str(e), e.exit_code)
 
     return wrapper
@@ -81,6 +87,8 @@ def guarded(entry: Callable[[], Any]) -> None:
     that teardown alone costs about a second and does nothing a finished run needs.
     Unexpected errors (bugs) take Python's normal path, with a full traceback.
     """
+    global _CLI_PID
+    _CLI_PID = os.getpid()
     code: Any = 0
     if os.environ.get("HYDRA_FULL_ERROR") == "1":
         try:
@@ -89,18 +97,51 @@ def guarded(entry: Callable[[], Any]) -> None:
             code = e.code
     else:
         os.environ["HYDRA_FULL_ERROR"] = "1"
+        stderr = sys.stderr
+        sys.stderr = held = _HoldJobErrorLine(stderr)
         try:
             entry()
         except SystemExit as e:
             code = e.code
         except MiaEngineError as e:
-            code = _report(str(e), e.exit_code)
+            # Ray re-raises a worker's error as a subclass of it, with the original as `cause`.
+            original = e.cause if isinstance(getattr(e, "cause", None), MiaEngineError) else e
+            code = _report(str(original), original.exit_code)
         except Exception as e:
             line = describe_hydra_error(e)
             if line is None:
+                held.release()
                 raise
             code = _report(line, 2)
+        finally:
+            sys.stderr = stderr
     _exit_now(code)
+
+
+class _HoldJobErrorLine:
+    """stderr for the run: holds back Hydra's "Error executing job with overrides" line, which
+    a launcher prints before re-raising a job's error; our own line says what went wrong. It is
+    released (printed) when the error is not one of ours."""
+
+    _PREFIX = "Error executing job with overrides:"
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._held: list[str] = []
+
+    def write(self, text: str) -> int:
+        if text.startswith(self._PREFIX):
+            self._held.append(text)
+            return len(text)
+        return self._stream.write(text)
+
+    def release(self) -> None:
+        for text in self._held:
+            self._stream.write(text)
+        self._held.clear()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 def _report(message: str, code: int) -> int:

@@ -19,6 +19,9 @@ class ConfigError(MiaEngineError, ValueError):
         self.message = message
         super().__init__(f"{key}: {message}")
 
+    def __reduce__(self):  # picklable, so a launcher's worker can send it back to the driver
+        return type(self), (self.key, self.message)
+
 
 class TrackingError(MiaEngineError):
     """The tracking backend (an MLflow server or store) could not be used."""
