@@ -15,7 +15,7 @@ import sys
 import threading
 from typing import Any, Callable
 
-from .errors import MiaEngineError
+from .errors import AbortSweep, MiaEngineError
 
 
 # The process that runs the command line (set by guarded); tasks running elsewhere raise.
@@ -44,6 +44,13 @@ def describe_hydra_error(exc: BaseException) -> str | None:
     for e in chain:
         if isinstance(e, (HydraException, OmegaConfBaseException)):
             return _one_line(str(e).split("Config search path:")[0])
+    # Raised inside a sweeper plugin (e.g. Optuna rejecting its settings): name the sweeper.
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    module = tb.tb_frame.f_globals.get("__name__", "") if tb is not None else ""
+    if module.startswith(("optuna", "hydra_plugins.hydra_optuna_sweeper")):
+        return f"hydra.sweeper: {type(exc).__name__}: {_one_line(str(exc))}"
     return None
 
 
@@ -103,6 +110,8 @@ def guarded(entry: Callable[[], Any]) -> None:
             entry()
         except SystemExit as e:
             code = e.code
+        except AbortSweep as e:  # a sweep stopped in the driver before any job launched
+            code = _report(str(e.error), e.error.exit_code)
         except MiaEngineError as e:
             # Ray re-raises a worker's error as a subclass of it, with the original as `cause`.
             original = e.cause if isinstance(getattr(e, "cause", None), MiaEngineError) else e

@@ -27,3 +27,15 @@ class TrackingError(MiaEngineError):
     """The tracking backend (an MLflow server or store) could not be used."""
 
     exit_code = 3
+
+
+class AbortSweep(BaseException):
+    """Raised from a Hydra callback in the driver to stop a multirun before its jobs launch.
+
+    A BaseException, because Hydra turns a callback's ``Exception`` into a warning and
+    launches the jobs anyway. ``error`` is the :class:`MiaEngineError` to report.
+    """
+
+    def __init__(self, error: MiaEngineError):
+        super().__init__(str(error))
+        self.error = error

@@ -24,7 +24,7 @@ from typing import Any, Iterator, Mapping
 
 from hydra.experimental.callback import Callback
 
-from .errors import TrackingError
+from .errors import AbortSweep, MiaEngineError, TrackingError
 
 PARENT_RUN_FILE = "mlflow_parent_run.json"
 PARENT_TAG = "mlflow.parentRunId"
@@ -474,8 +474,17 @@ class SweepParentRun(Callback):
         self._tracker: RunTracker | None = None
 
     def on_multirun_start(self, config, **kwargs: Any) -> None:
+        try:
+            self._start(config)
+        except MiaEngineError as e:
+            raise AbortSweep(e) from None
+
+    def _start(self, config) -> None:
         from omegaconf import OmegaConf
 
+        from .sweep_checks import check_sweeper
+
+        check_sweeper(config)
         tracking = OmegaConf.to_container(config.tracking, resolve=True)
         if not tracking.get("enabled"):
             return
