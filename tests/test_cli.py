@@ -224,18 +224,28 @@ def mlflow_server(tmp_path):
 
 
 def test_multirun_against_a_tracking_server(tmp_path, mlflow_server):
+    import urllib.parse
+    import urllib.request
+
     work = tmp_path / "work"
     work.mkdir()
-    proc = run_cli(["-m", "model.gamma=0.1,3"], cwd=work, env={"MLFLOW_TRACKING_URI": mlflow_server})
+    proc = run_cli(["-m", "tracking=server", f"tracking.uri={mlflow_server}", "model.gamma=0.1,3"], cwd=work)
     assert proc.returncode == 0, proc.stderr
-    assert not (work / "mlflow.db").exists()  # everything went to the server
+    assert not (work / "mlflow.db").exists() and not (work / "mlruns").exists()  # all went to the server
     client = _client(mlflow_server)
     runs = client.search_runs([client.get_experiment_by_name("mia-engine").experiment_id])
     assert sorted(r.info.status for r in runs) == ["FINISHED"] * 3
+    parent = next(r for r in runs if r.data.tags.get("mia.role") == "sweep")
     child = next(r for r in runs if r.data.params.get("model.gamma") == "3.0")
+    assert child.data.tags["mlflow.parentRunId"] == parent.info.run_id
     assert round(child.data.metrics["target_record/membership_probability"], 2) == 0.80
-    summary = Path(client.download_artifacts(child.info.run_id, "summary.json", str(tmp_path)))
-    assert json.loads(summary.read_text())["mlflow"]["tracking_uri"] == mlflow_server
+    # The artifact over plain HTTP, through the server's artifact proxy.
+    query = urllib.parse.urlencode({"path": "summary.json", "run_uuid": child.info.run_id})
+    with urllib.request.urlopen(f"{mlflow_server}/get-artifact?{query}", timeout=30) as resp:
+        summary = json.loads(resp.read())
+    assert summary["mlflow"]["tracking_uri"] == mlflow_server and summary["mlflow"]["run_id"] == child.info.run_id
+    jobs = Path(client.download_artifacts(parent.info.run_id, "sweep_summary/jobs.csv", str(tmp_path)))
+    assert len(jobs.read_text().splitlines()) == 3
 
 
 @pytest.mark.parametrize("background", ["true", "false"])
