@@ -85,7 +85,10 @@ def run_job(cfg) -> float | None:
                 return objective_values(reused, resolved.get("objectives") or [])
         # Started before validation so that MLflow loads while the scenario runs; no run
         # exists until open(), so a bad config leaves nothing behind in the store.
-        session = trk.TrackingSession(tracking, launch_dir, _run_name(tracking, overrides), tags, parent_run_id)
+        # The background helper pays MLflow's import for one run; a sweep's jobs share one
+        # import per process (driver or launcher worker), so they track in-process.
+        session = trk.TrackingSession(dict(tracking, background=tracking.get("background") and not multirun),
+                                      launch_dir, _run_name(tracking, overrides), tags, parent_run_id)
 
     tracking_error = None
     try:

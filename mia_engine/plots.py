@@ -10,7 +10,8 @@ import numpy as np
 def _figure(width: float = 6.4, height: float = 4.2):
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width, height), layout="constrained")
+    fig = Figure(figsize=(width, height))
+    fig.subplots_adjust(left=0.11, right=0.97, bottom=0.13, top=0.92)  # fixed: no layout engine per save
     return fig, fig.add_subplot()
 
 

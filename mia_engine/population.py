@@ -18,6 +18,7 @@ Two samplers draw from it:
 
 from __future__ import annotations
 
+import functools
 import math
 import zlib
 from dataclasses import dataclass
@@ -70,12 +71,7 @@ class Distribution:
     # -- support -------------------------------------------------------------------------
     def poisson_support(self) -> tuple[np.ndarray, np.ndarray]:
         """Support and (unnormalised) pmf of a Poisson, restricted to [low, high]."""
-        from scipy.stats import poisson
-
-        low = 0 if self.low is None else int(self.low)
-        high = int(poisson.ppf(1 - 1e-15, self.mu)) if self.high is None else int(self.high)
-        x = np.arange(low, high + 1)
-        return x, poisson.pmf(x, self.mu)
+        return _poisson_support(self.mu, self.low, self.high)
 
     def in_support(self, value: Any) -> bool:
         if not _is_number(value):
@@ -166,6 +162,18 @@ class Distribution:
 
     def _hi(self) -> float:
         return math.inf if self.high is None else float(self.high)
+
+
+@functools.lru_cache(maxsize=256)
+def _poisson_support(mu: float, low: float | None, high: float | None) -> tuple[np.ndarray, np.ndarray]:
+    from scipy.stats import poisson
+
+    lo = 0 if low is None else int(low)
+    hi = int(poisson.ppf(1 - 1e-15, mu)) if high is None else int(high)
+    x = np.arange(lo, hi + 1)
+    pmf = poisson.pmf(x, mu)
+    x.flags.writeable = pmf.flags.writeable = False  # shared by every caller
+    return x, pmf
 
 
 def _fmt(x: float) -> str:
