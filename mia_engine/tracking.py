@@ -492,7 +492,8 @@ class SweepParentRun(Callback):
         launch_dir = Path(hc.runtime.cwd)
         sweep_dir = launch_dir / hc.sweep.dir
         overrides = list(hc.overrides.task)
-        name = tracking.get("run_name") or ("sweep " + " ".join(overrides) if overrides else "sweep")
+        shown = [o for o in overrides if not o.lstrip("+~").startswith(("tracking.", "hydra."))]
+        name = tracking.get("run_name") or " ".join(["sweep", *shown])
         self._tracker = RunTracker.start(
             tracking, launch_dir, name,
             tags={"mia.role": "sweep", "mia.sweep_dir": str(sweep_dir), "mia.overrides": " ".join(overrides),

@@ -271,3 +271,40 @@ def test_bad_config_opens_no_run(tmp_path, background):
     if (tmp_path / "store.db").exists():
         client = _client(uri)
         assert [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])] == []
+
+
+def _chromium() -> str | None:
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_chromium() is None, reason="Chromium is not installed (.ci/run installs Debian's chromium)")
+def test_mlflow_ui_renders_the_sweep(tmp_path, mlflow_server):
+    import subprocess
+
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = run_cli(["-m", f"tracking.uri={mlflow_server}", "model.gamma=0.1,3"], cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    client = _client(mlflow_server)
+    exp = client.get_experiment_by_name("mia-engine")
+    runs = client.search_runs([exp.experiment_id])
+    parent = next(r for r in runs if r.data.tags.get("mia.role") == "sweep")
+    assert parent.info.run_name == "sweep model.gamma=0.1,3"
+
+    def rendered(fragment: str, profile: str) -> str:
+        out = subprocess.run(
+            [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / profile}", "--window-size=1400,1000", "--virtual-time-budget=30000",
+             "--dump-dom", f"{mlflow_server}/#/experiments/{exp.experiment_id}{fragment}"],
+            capture_output=True, text=True, timeout=120)
+        return out.stdout
+
+    runs_page = rendered("/runs", "p0")
+    assert parent.info.run_name in runs_page and "matching runs" in runs_page
+    for i, child in enumerate(r for r in runs if r is not parent):
+        page = rendered(f"/runs/{child.info.run_id}", f"p{i + 1}")
+        assert child.info.run_name in page, child.info.run_name
