@@ -33,33 +33,38 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=2)
     args = ap.parse_args()
     gammas = ",".join(f"{10 ** (-3 + 4 * i / (args.jobs - 1)):.4g}" for i in range(args.jobs))
-    variants = {
-        "basic launcher": ["-m", f"model.gamma={gammas}"],
-        "joblib, 2 workers": ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", f"model.gamma={gammas}"],
+    sizes = {
+        "tutorial size (199+1 target rows)": [],
+        "10x rows (1990+1 target, 2000 shadow)": ["data.classes.responders.size=990",
+                                                  "data.classes.non_responders.size=1000",
+                                                  "shadow.size_per_class=1000"],
     }
-    rows = []
+    launchers = {
+        "basic launcher": [],
+        "joblib, 2 workers": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+    }
+    print(f"| {args.jobs}-job gamma sweep | launcher | total s | s per job | speed-up vs basic | single run s "
+          "(MLflow / tracking=none) |")
+    print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        single_dir = Path(tmp) / "single"
-        single_dir.mkdir()
-        timed([], single_dir)
-        single = statistics.median(timed([], single_dir) for _ in range(3))
-        computation = statistics.median(timed(["tracking=none"], single_dir) for _ in range(3))
-        for name, argv in variants.items():
-            times = []
-            for r in range(args.repeats):
-                d = Path(tmp) / f"{name.split()[0]}{r}"
-                d.mkdir()
-                timed(["tracking.experiment_name=warm"], d)  # create the store first
-                times.append(timed(argv, d))
-            rows.append((name, statistics.median(times)))
-    basic = rows[0][1]
-    print(f"| {args.jobs}-job gamma sweep | total s | s per job | speed-up vs basic |")
-    print("|---|---|---|---|")
-    for name, t in rows:
-        print(f"| {name} | {t:.1f} | {t / args.jobs:.2f} | {basic / t:.2f} |")
-    print()
-    print(f"single run: {single:.2f} s with MLflow, {computation:.2f} s with tracking=none; "
-          f"a job inside the basic sweep: {basic / args.jobs:.2f} s")
+        for size_name, size_args in sizes.items():
+            single_dir = Path(tmp) / f"single{len(size_args)}"
+            single_dir.mkdir()
+            timed(size_args, single_dir)
+            single = statistics.median(timed(size_args, single_dir) for _ in range(3))
+            bare = statistics.median(timed([*size_args, "tracking=none"], single_dir) for _ in range(3))
+            basic = None
+            for name, launcher_args in launchers.items():
+                times = []
+                for r in range(args.repeats):
+                    d = Path(tmp) / f"{len(size_args)}{name.split()[0]}{r}"
+                    d.mkdir()
+                    timed(["tracking.experiment_name=warm"], d)  # create the store first
+                    times.append(timed(["-m", *launcher_args, *size_args, f"model.gamma={gammas}"], d))
+                t = statistics.median(times)
+                basic = basic or t
+                print(f"| {size_name} | {name} | {t:.1f} | {t / args.jobs:.2f} | {basic / t:.2f} | "
+                      f"{single:.2f} / {bare:.2f} |", flush=True)
 
 
 if __name__ == "__main__":
