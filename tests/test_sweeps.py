@@ -77,10 +77,20 @@ def test_privacy_utility_search_is_seeded_and_logs_its_pareto_front(tmp_path):
 
 
 def test_search_on_tpr_at_low_fpr_returns_that_objective(tmp_path):
-    proc = _search(tmp_path, "search.leakage=attack.tpr_at_fpr_0.01", "hydra.sweeper.n_trials=2", "tracking=none")
+    import yaml
+
+    proc = _search(tmp_path, "search.leakage=attack.tpr_at_fpr_0.01", "hydra.sweeper.n_trials=3", "tracking=none")
     assert proc.returncode == 0, proc.stderr
-    results = next(tmp_path.glob("multirun/*/*/optimization_results.yaml")).read_text()
-    assert "best_trials" in results or "solutions" in results or "values" in results
+    results = yaml.safe_load(next(tmp_path.glob("multirun/*/*/optimization_results.yaml")).read_text())
+    jobs = {}
+    for path in tmp_path.glob("multirun/*/*/*/summary.json"):
+        s = json.loads(path.read_text())
+        cfg = yaml.safe_load((path.parent / "resolved_config.yaml").read_text())
+        jobs[(cfg["model"]["gamma"], cfg["model"]["C"])] = (s["attack"]["tpr_at_fpr_0.01"], s["target"]["test_accuracy"])
+    assert len(jobs) == 3 and results["solutions"]
+    for sol in results["solutions"]:
+        key = (sol["params"]["model.gamma"], sol["params"]["model.C"])
+        assert tuple(sol["values"]) == pytest.approx(jobs[key])  # what run.py returned to Optuna
 
 
 def test_resume_skips_jobs_that_already_finished(tmp_path):
