@@ -51,8 +51,8 @@ def main() -> None:
           "(MLflow / tracking=none) |")
     print("|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        for size_name, size_args in sizes.items():
-            single_dir = Path(tmp) / f"single{len(size_args)}"
+        for k, (size_name, size_args) in enumerate(sizes.items()):
+            single_dir = Path(tmp) / f"single{k}"
             single_dir.mkdir()
             timed(size_args, single_dir)
             single = statistics.median(timed(size_args, single_dir) for _ in range(3))
@@ -61,7 +61,7 @@ def main() -> None:
             for name, launcher_args in launchers.items():
                 times = []
                 for r in range(args.repeats):
-                    d = Path(tmp) / f"{len(size_args)}{name.split()[0]}{r}"
+                    d = Path(tmp) / f"{k}{name.split()[0]}{r}"
                     d.mkdir()
                     timed(["tracking.experiment_name=warm"], d)  # create the store first
                     times.append(timed(["-m", *launcher_args, *size_args, f"model.gamma={gammas}"], d))
