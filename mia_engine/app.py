@@ -56,6 +56,8 @@ def run_job(cfg) -> float | None:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     tracking = resolved["tracking"]
     overrides = list(hc.overrides.task)
+    run_name = _run_name(tracking, overrides)
+    objectives = resolved.get("objectives") or []
 
     digest = config_hash(resolved)
     session = None
@@ -70,25 +72,25 @@ def run_job(cfg) -> float | None:
             "mia.population": resolved["data"]["name"],
             "mia.attack": resolved["attack"]["name"],
             "mlflow.source.git.commit": trk.git_commit(Path(__file__).resolve().parent),
+            "mia.config_hash": digest,
         }
-        tags["mia.config_hash"] = digest
         if multirun:
             tags.update({"mia.sweep_dir": str(sweep_dir), "mia.job_num": hc.job.num})
         parent_run_id = trk.read_parent_run(sweep_dir) if multirun else None
+        params = trk.flatten({k: v for k, v in resolved.items() if k != "hydra"})
         if tracking.get("resume"):
-            params = trk.flatten({k: v for k, v in resolved.items() if k != "hydra"})
-            reused = trk.reuse_finished_run(tracking, launch_dir, digest, out_dir, _run_name(tracking, overrides),
-                                            tags, parent_run_id, params)
+            reused = trk.reuse_finished_run(tracking, launch_dir, digest, out_dir, run_name, tags, parent_run_id,
+                                            params)
             if reused is not None:
                 log.info("resume: this config (hash %s) already FINISHED as run %s; reusing its results",
                          digest[:12], reused["mlflow"]["reused_run_id"])
-                return objective_values(reused, resolved.get("objectives") or [])
+                return objective_values(reused, objectives)
         # Started before validation so that MLflow loads while the scenario runs; no run
         # exists until open(), so a bad config leaves nothing behind in the store.
         # The background helper pays MLflow's import for one run; a sweep's jobs share one
         # import per process (driver or launcher worker), so they track in-process.
         session = trk.TrackingSession(dict(tracking, background=tracking.get("background") and not multirun),
-                                      launch_dir, _run_name(tracking, overrides), tags, parent_run_id)
+                                      launch_dir, run_name, tags, parent_run_id)
 
     tracking_error = None
     try:
@@ -114,12 +116,11 @@ def run_job(cfg) -> float | None:
             summary["mlflow"]["error"] = str(tracking_error)
         write_json(out_dir / "summary.json", summary)
         (out_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(resolved))
-        log.info("scenario %s\n%s", _run_name(tracking, overrides),
-                 format_report(summary, _model_label(resolved["model"]), str(out_dir)))
+        log.info("scenario %s\n%s", run_name, format_report(summary, _model_label(resolved["model"]), str(out_dir)))
 
-        objective_values(summary, resolved.get("objectives") or [])  # a bad key fails the run here
+        returned = objective_values(summary, objectives)  # a bad key fails the run here, before logging
         if session is not None:
-            from .tracking import flatten, metrics_from_summary
+            from .tracking import metrics_from_summary
 
             artifacts = [(out_dir / "summary.json", None), (out_dir / "resolved_config.yaml", "config")]
             if hc.output_subdir:
@@ -127,8 +128,7 @@ def run_job(cfg) -> float | None:
             artifacts += [(path, artifact_dir) for artifact_dir, path in written.items()]
             artifacts.append((out_dir / f"{hc.job.name}.log", "logs"))
             _flush_logs()
-            session.log_and_finish(flatten({k: v for k, v in resolved.items() if k != "hydra"}),
-                                   metrics_from_summary(summary), artifacts)
+            session.log_and_finish(params, metrics_from_summary(summary), artifacts)
             session = None
     except BaseException:
         if session is not None:
@@ -136,7 +136,7 @@ def run_job(cfg) -> float | None:
         raise
     if tracking_error is not None:
         raise tracking_error
-    return objective_values(summary, resolved.get("objectives") or [])
+    return returned
 
 
 def config_hash(resolved: Mapping[str, Any]) -> str:

@@ -45,9 +45,6 @@ class ShadowConfidenceAttack:
         X = attack_features(probabilities, self.feature)
         return self.classifier_.predict_proba(X)[:, self.member_column_]
 
-    def predict(self, probabilities: np.ndarray) -> np.ndarray:
-        return self.membership_probability(probabilities) >= self.threshold
-
 
 def build_attack(node: Mapping[str, Any], key: str = "attack") -> ShadowConfidenceAttack:
     from .models import build_estimator

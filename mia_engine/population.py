@@ -51,10 +51,9 @@ def _is_integral(x: Any) -> bool:
 
 @dataclass(frozen=True)
 class Distribution:
-    """One validated feature distribution. ``key`` is its config path (for messages)."""
+    """One validated feature distribution."""
 
     dist: str
-    key: str
     p: float | None = None
     values: tuple | None = None
     weights: tuple | None = None
@@ -289,7 +288,7 @@ def _parse_distribution(node: Mapping[str, Any], key: str) -> Distribution:
     if low is not None and high is not None and float(low) > float(high):
         raise ConfigError(f"{key}.low", f"low={_fmt(low)} is above high={_fmt(high)}")
     kwargs.update(low=None if low is None else float(low), high=None if high is None else float(high))
-    d = Distribution(dist=dist, key=key, **kwargs)
+    d = Distribution(dist=dist, **kwargs)
 
     # Bounds must leave some probability mass.
     if dist == "poisson":

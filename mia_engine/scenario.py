@@ -39,7 +39,6 @@ class Dataset:
 @dataclass
 class RecordResult:
     name: str
-    features: dict[str, float]
     label: int | None
     is_member: bool | None
     probabilities: list[float]
@@ -65,7 +64,6 @@ class ScenarioResult:
     audit_nonmember_scores: np.ndarray | None
     datasets: dict[str, Dataset] = field(repr=False)
     models: dict[str, Any] = field(repr=False)
-    threshold: float = 0.5
 
     @property
     def shadow_train_mean_confidence(self) -> float:
@@ -144,10 +142,9 @@ def _allocate(total: int, weights: Mapping[str, int]) -> dict[str, int]:
     return dict(zip(weights.keys(), (int(v) for v in n)))
 
 
-def _record_result(rec: Record, feature_names, probs: np.ndarray) -> RecordResult:
+def _record_result(rec: Record, probs: np.ndarray) -> RecordResult:
     return RecordResult(
         name=rec.name,
-        features={f: (int(v) if float(v).is_integer() else float(v)) for f, v in zip(feature_names, rec.values)},
         label=rec.label,
         is_member=rec.member,
         probabilities=[float(p) for p in probs],
@@ -295,8 +292,8 @@ def execute_scenario(plan: ScenarioPlan) -> ScenarioResult:
     fit_model(target_model, X_target, y_target, "model")
     record_result = None
     if rec is not None:
-        record_result = _record_result(rec, pop.feature_names, target_model.predict_proba(np.asarray([rec.values]))[0])
-    probes = [_record_result(p, pop.feature_names, target_model.predict_proba(np.asarray([p.values]))[0])
+        record_result = _record_result(rec, target_model.predict_proba(np.asarray([rec.values]))[0])
+    probes = [_record_result(p, target_model.predict_proba(np.asarray([p.values]))[0])
               for p in pop.probe_records]
 
     fit_model(shadow_model, Xs_train, ys_train, plan.shadow_key)
@@ -342,5 +339,4 @@ def execute_scenario(plan: ScenarioPlan) -> ScenarioResult:
         audit_nonmember_scores=nonmember_scores,
         datasets=datasets,
         models={"target": target_model, "shadow": shadow_model, "attack": attack},
-        threshold=attack.threshold,
     )

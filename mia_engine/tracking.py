@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import os
 import re
@@ -134,6 +135,7 @@ def metric_name(summary_key: str) -> str:
     return str(summary_key).replace(".", "/", 1)
 
 
+@functools.lru_cache(maxsize=8)
 def git_commit(directory: Path) -> str | None:
     """The commit checked out at ``directory`` (the engine's own checkout), if it is a git work tree."""
     try:
