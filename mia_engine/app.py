@@ -70,7 +70,7 @@ def run_job(cfg) -> float | None:
             "mia.overrides": " ".join(overrides),
             "mia.output_dir": str(out_dir.resolve()),
             "mia.population": resolved["data"]["name"],
-            "mia.attack": resolved["attack"]["name"],
+            "mia.attack": ",".join(resolved["attack"]),
             "mlflow.source.git.commit": trk.git_commit(Path(__file__).resolve().parent),
             "mia.config_hash": digest,
         }
@@ -94,7 +94,7 @@ def run_job(cfg) -> float | None:
 
     tracking_error = None
     try:
-        plan = prepare_scenario(resolved)
+        plan = prepare_scenario(resolved, launch_dir)
         if session is not None:
             session.open()  # returns at once with a background helper
         result = execute_scenario(plan)

@@ -108,12 +108,89 @@ class ShadowConfig:
     model: Optional[Any] = None
 
 
+# ---- attacks ------------------------------------------------------------------------------
+# Each file in conf/attack/ nests its settings under its own name (attack.<name>.*), so that
+# several can be selected at once (`attack=[lira,rmia]`, or `attack=suite`). `kind` picks the
+# algorithm; the name is free (lira and lira_offline are both kind lira).
+
+
 @dataclass
-class AttackConfig:
-    name: str = MISSING
-    feature: str = "max_probability"
+class ShadowLRConfig:
+    """Shokri et al. (2017): a classifier on shadow models' outputs, member vs non-member."""
+
+    kind: str = "shadow_lr"
+    # Any of max_probability, true_label_probability, sorted_probabilities, entropy,
+    # true_label_logit; several are concatenated.
+    features: List[str] = field(default_factory=lambda: ["max_probability"])
     classifier: Any = MISSING
+    n_shadow_models: int = 1       # model 0 is the tutorial's split; more come from split_seed
+    per_class: bool = False        # one attack classifier per true label
+    threshold: float = 0.5         # membership probability at or above this means "member"
+
+
+@dataclass
+class LossThresholdConfig:
+    """Yeom et al. (2018): a record whose loss on the target is low enough was trained on."""
+
+    kind: str = "loss_threshold"
+    # mean_train_loss: the shadow model's mean loss on its own training rows (Yeom's rule);
+    # best_accuracy: the loss that best separates shadow members from non-members.
+    calibration: str = "mean_train_loss"
+    n_shadow_models: int = 1
+    threshold: Optional[float] = None  # in score units (log p_true); null: calibrated
+
+
+@dataclass
+class LiraConfig:
+    """Carlini et al. (2022): Gaussian fits of the logit-scaled true-label probability."""
+
+    kind: str = "lira"
+    online: bool = True            # IN and OUT fits per record; false: OUT only, one-sided test
+    variance: str = "per_record"   # per_record | fixed (one pooled variance)
+    # Decision threshold on the score: online, the log likelihood ratio (0: IN more likely);
+    # offline, -ln(p-value) of the OUT test (3.0 is p < 0.05).
+    threshold: Optional[float] = None
+
+
+@dataclass
+class RmiaConfig:
+    """Zarifzadeh et al. (2024): likelihood ratio of the record against population samples z."""
+
+    kind: str = "rmia"
+    online: bool = True
+    gamma: float = 1.0             # a z "loses" to the record when LR(x, z) >= gamma
+    a: float = 0.3                 # offline: Pr(x) ~ ((1 + a) Pr_OUT(x) + 1 - a) / 2
+    threshold: float = 0.5         # fraction of z dominated at or above this means "member"
+
+
+@dataclass
+class WorstCaseConfig:
+    """Upper bound: the attacker holds part of the real members and non-members."""
+
+    kind: str = "worst_case"
+    features: List[str] = field(default_factory=lambda: ["sorted_probabilities"])
+    classifier: Any = MISSING
+    n_folds: int = 5               # held-out folds: every record is scored by a model not fitted on it
+    n_repeats: int = 5             # repeated with fresh fold assignments; scores are averaged
+    seed: int = 2017
     threshold: float = 0.5
+
+
+@dataclass
+class ReferenceConfig:
+    """The attacker's reference models (LiRA, RMIA): one set, shared by every attack in a run."""
+
+    n_models: int = 64
+    seed: int = 2022
+    # Online attacks need models trained with and without each scored record: the pool is the
+    # attacker's population rows plus the records it scores. false: population rows only
+    # (offline attacks only).
+    include_candidates: bool = True
+    n_jobs: int = -1               # joblib workers; -1: all cores
+    backend: str = "threading"
+    cache: bool = True
+    cache_dir: Optional[str] = None  # null: <launch dir>/.mia_cache/reference
+    progress: Optional[bool] = None  # null: a bar on a terminal, log lines otherwise
 
 
 @dataclass
@@ -122,7 +199,10 @@ class AuditConfig:
     # Fresh non-members drawn from the population; null: as many as the training rows,
     # class by class.
     n_nonmembers: Optional[int] = None
-    fpr_levels: List[float] = field(default_factory=lambda: [0.01, 0.1])
+    fpr_levels: List[float] = field(default_factory=lambda: [0.001, 0.01, 0.1])
+    # Share of the population that is in the training data, for the PPV; null: the audit's
+    # own share (members / all scored records).
+    base_rate: Optional[float] = None
 
 
 @dataclass
@@ -155,5 +235,8 @@ def register_configs() -> None:
     # schema in with `- /schema/<name>@_here_`.
     for name, node in (("population", PopulationConfig), ("svc", SVCConfig),
                        ("svc_calibrated", CalibratedSVCConfig), ("shadow", ShadowConfig),
-                       ("attack", AttackConfig), ("audit", AuditConfig), ("tracking", TrackingConfig)):
+                       ("attack_shadow_lr", ShadowLRConfig), ("attack_loss_threshold", LossThresholdConfig),
+                       ("attack_lira", LiraConfig), ("attack_rmia", RmiaConfig),
+                       ("attack_worst_case", WorstCaseConfig), ("reference", ReferenceConfig),
+                       ("audit", AuditConfig), ("tracking", TrackingConfig)):
         cs.store(group="schema", name=name, node=node)

@@ -85,8 +85,9 @@ def fit_model(est, X: np.ndarray, y: np.ndarray, key: str):
     return est
 
 
-def require_probabilities(est, key: str) -> None:
+def require_probabilities(est, key: str, attacks: str = "the attack") -> None:
+    """Every attack reads class probabilities; a model without them is a config error."""
     if not hasattr(est, "predict_proba"):
         hint = "; set probability: true" if "probability" in est.get_params() else ""
         k = f"{key}.probability" if hint else key
-        raise ConfigError(k, f"{type(est).__name__} gives no class probabilities, which the attack needs{hint}")
+        raise ConfigError(k, f"{type(est).__name__} gives no class probabilities, which attack {attacks} needs{hint}")

@@ -41,6 +41,9 @@ def write_run_outputs(result: ScenarioResult, out_dir: Path, *, datasets: bool, 
     plots.confidence_histogram(result, plot_dir / "shadow_confidence_histogram.png")
     if result.audit is not None:
         plots.attack_roc(result, plot_dir / "attack_roc.png")
+        for attack in result.attacks.values():
+            if attack.metrics is not None:
+                plots.score_histogram(result, attack, plot_dir / f"scores_{attack.name}.png")
     written["plots"] = plot_dir
     if datasets:
         data_dir = out_dir / "data"

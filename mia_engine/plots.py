@@ -26,8 +26,9 @@ def confidence_histogram(result, path: Path) -> Path:
             label=f"shadow non-members (mean {result.shadow_test_mean_confidence:.2f})")
     rec = result.target_record
     if rec is not None:
+        score, _ = rec.attack_scores[result.verdict_attack]
         ax.axvline(rec.max_confidence, color="black", linestyle="--",
-                   label=f"{rec.name}: {rec.max_confidence:.2f} (membership p={rec.membership_probability:.2f})")
+                   label=f"{rec.name}: {rec.max_confidence:.2f} ({result.verdict_attack} score {score:.2f})")
     ax.set_xlabel("maximum class probability")
     ax.set_ylabel("records")
     ax.set_title(f"Shadow model confidences · {result.population}")
@@ -36,25 +37,59 @@ def confidence_histogram(result, path: Path) -> Path:
     return path
 
 
+_COLOURS = ("tab:red", "tab:blue", "tab:green", "tab:orange", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
+
+
 def attack_roc(result, path: Path) -> Path:
-    """ROC of the attack on the real target (members vs fresh non-members), log-scaled FPR."""
-    a = result.audit
+    """ROC of every attack on the real target (members vs fresh non-members) on log-log axes,
+    with the chance line: the low-FPR corner, where a confident attack lives, gets the room."""
+    audited = [a for a in result.attacks.values() if a.metrics is not None]
+    first = audited[0].metrics
     fig, ax = _figure()
-    floor = 1.0 / (2 * a.n_nonmembers)
-    fpr = np.maximum(a.fpr, floor)
-    ax.plot(fpr, a.tpr, color="tab:red", label=f"shadow attack (AUC {a.auc:.3f})")
+    floor = 1.0 / (2 * first.n_nonmembers)
+    tfloor = 1.0 / (2 * first.n_members)
+    for i, a in enumerate(audited):
+        m = a.metrics
+        best = " *" if a.name == result.verdict_attack else ""
+        level = min(m.tpr_at_fpr) if m.tpr_at_fpr else None
+        at = f", TPR {m.tpr_at_fpr[level]:.2f} @ {level:g}" if level is not None else ""
+        ax.plot(np.maximum(m.fpr, floor), np.maximum(m.tpr, tfloor), color=_COLOURS[i % len(_COLOURS)],
+                label=f"{a.name}{best} (AUC {m.auc:.3f}{at})")
     grid = np.logspace(np.log10(floor), 0, 100)
     ax.plot(grid, grid, color="grey", linestyle=":", label="chance")
-    for level, tpr in a.tpr_at_fpr.items():
-        ax.plot([level], [tpr], "o", color="black", markersize=4)
-        ax.annotate(f"TPR {tpr:.2f} @ FPR {level:g}", (level, tpr), textcoords="offset points",
-                    xytext=(5, -12), fontsize="small")
+    for level in first.tpr_at_fpr:
+        ax.axvline(level, color="lightgrey", linewidth=0.8, zorder=0)
     ax.set_xscale("log")
+    ax.set_yscale("log")
     ax.set_xlim(floor, 1.0)
-    ax.set_ylim(0.0, 1.02)
-    ax.set_xlabel(f"false positive rate (log; {a.n_nonmembers} fresh non-members)")
-    ax.set_ylabel(f"true positive rate ({a.n_members} training members)")
-    ax.set_title("Attack on the target model")
-    ax.legend(loc="lower right", fontsize="small")
+    ax.set_ylim(tfloor, 1.05)
+    ax.set_xlabel(f"false positive rate ({first.n_nonmembers} fresh non-members)")
+    ax.set_ylabel(f"true positive rate ({first.n_members} training members)")
+    ax.set_title("Attacks on the target model" + (" (* strongest)" if len(audited) > 1 else ""))
+    ax.legend(loc="lower right", fontsize="x-small")
+    fig.savefig(path, dpi=100)
+    return path
+
+
+def score_histogram(result, attack, path: Path) -> Path:
+    """One attack's scores, members vs non-members, with the individual's score marked."""
+    fig, ax = _figure()
+    both = np.concatenate([attack.member_scores, attack.nonmember_scores])
+    finite = both[np.isfinite(both)]
+    lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
+    bins = np.linspace(lo, hi if hi > lo else lo + 1.0, 31)
+    ax.hist(np.clip(attack.member_scores, lo, hi), bins=bins, alpha=0.6, color="tab:red",
+            label=f"members ({len(attack.member_scores)})")
+    ax.hist(np.clip(attack.nonmember_scores, lo, hi), bins=bins, alpha=0.6, color="tab:blue",
+            label=f"fresh non-members ({len(attack.nonmember_scores)})")
+    ax.axvline(attack.threshold, color="grey", linestyle=":", label=f"decision threshold {attack.threshold:.3g}")
+    rec = result.target_record
+    if rec is not None and attack.name in rec.attack_scores:
+        score, _ = rec.attack_scores[attack.name]
+        ax.axvline(min(max(score, lo), hi), color="black", linestyle="--", label=f"{rec.name}: {score:.3g}")
+    ax.set_xlabel(attack.score_label)
+    ax.set_ylabel("records")
+    ax.set_title(f"{attack.name} ({attack.kind}): AUC {attack.metrics.auc:.3f}")
+    ax.legend(loc="upper center", fontsize="small")
     fig.savefig(path, dpi=100)
     return path

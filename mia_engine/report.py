@@ -19,22 +19,35 @@ def format_report(summary: Mapping[str, Any], model: str, output_dir: str) -> st
     rows.append(("shadow model", f"mean max-confidence: members {sh['train_mean_confidence']:.2f}"
                                  f" / non-members {sh['test_mean_confidence']:.2f}"))
     if rec is not None:
-        rows.append(("attack", f"max confidence {rec['max_confidence']:.2f} -> membership probability "
-                               f"{rec['membership_probability']:.2f}"))
-        said = "MEMBER" if rec["predicted_member"] else "NOT a member"
+        p = rec.get("membership_probability")
+        said = f"membership probability {p:.2f}" if p is not None else f"score {rec['score']:.3g}"
+        rows.append(("attack", f"{rec['attack']}: max confidence {rec['max_confidence']:.2f} -> {said}"))
+        verdict = "MEMBER" if rec["predicted_member"] else "NOT a member"
         if rec["is_member"] is None:
             truth = ""
         else:
             truth = (f"; truly {'a member' if rec['is_member'] else 'not a member'}: the attacker is "
                      f"{'RIGHT' if rec['correct'] else 'WRONG'}")
-        rows.append(("verdict", f"predicted {said}{truth}"))
+        rows.append(("verdict", f"predicted {verdict}{truth}"))
     for name, probe in (summary.get("probe_records") or {}).items():
         rows.append((name, f"target probabilities {_probs(labels, probe['probabilities'], 2)}"))
+    attacks = summary.get("attacks") or {}
+    strongest = (summary.get("attack") or {}).get("name")
+    for name, a in attacks.items():
+        if "auc" not in a:
+            continue
+        tprs = "  ".join(f"TPR@{k[len('tpr_at_fpr_'):]} {v:.3f}{'' if a.get(k + '_resolved', True) else '†'}"
+                         for k, v in a.items() if k.startswith("tpr_at_fpr_") and not k.endswith("_resolved"))
+        mark = " *" if name == strongest and len(attacks) > 1 else ""
+        rows.append((f"audit {name}{mark}",
+                     f"AUC {a['auc']:.3f} [{a['auc_ci_low']:.3f}, {a['auc_ci_high']:.3f}]  {tprs}  "
+                     f"adv {a['advantage']:.3f}  eps>={a['epsilon_lower_bound']:.2f}"))
     a = summary.get("attack")
     if a is not None:
-        tprs = "  ".join(f"TPR@FPR {k[len('tpr_at_fpr_'):]} {v:.3f}" for k, v in a.items() if k.startswith("tpr_at_fpr_"))
-        rows.append(("audit", f"AUC {a['auc']:.3f}  {tprs}  advantage {a['advantage']:.3f}  accuracy "
-                              f"{a['accuracy']:.3f}  ({a['n_members']} members vs {a['n_nonmembers']} fresh)"))
+        rows.append(("audit size", f"{a['n_members']} members vs {a['n_nonmembers']} fresh non-members"
+                     + ("; † fewer non-members than 1/FPR: the TPR is at FPR 0" if any(
+                         k.endswith("_resolved") for x in attacks.values() for k in x) else "")
+                     + ("; * strongest attack" if len(attacks) > 1 else "")))
     t = summary["target"]
     fresh = "n/a" if t["test_accuracy"] is None else f"{t['test_accuracy']:.3f}"
     rows.append(("target model", f"{model}: accuracy train {t['train_accuracy']:.3f}, fresh data {fresh}"))

@@ -110,23 +110,24 @@ def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def metrics_from_summary(summary: Mapping[str, Any]) -> dict[str, float]:
-    """Numeric leaves of a run summary as ``section/name`` metrics (booleans as 0/1)."""
+    """Numeric leaves of a run summary as ``section/name`` (``section/sub/name`` for nested
+    sections such as ``attacks/lira/auc``) metrics; booleans as 0/1."""
     out: dict[str, float] = {}
     labels = summary.get("labels", [])
-    for section, values in summary.items():
-        if not isinstance(values, Mapping) or section in ("mlflow", "probe_records"):
-            continue
+
+    def walk(prefix: str, values: Mapping[str, Any]) -> None:
         for name, v in values.items():
             if name == "probabilities" and isinstance(v, list):
                 for label, p in zip(labels, v):
-                    out[f"{section}/probability_label_{label}"] = float(p)
-            elif isinstance(v, bool):
-                out[f"{section}/{name}"] = float(v)
-            elif isinstance(v, (int, float)):
-                out[f"{section}/{name}"] = float(v)
-    for probe, values in (summary.get("probe_records") or {}).items():
-        for label, p in zip(labels, values["probabilities"]):
-            out[f"probe_records/{probe}/probability_label_{label}"] = float(p)
+                    out[f"{prefix}/probability_label_{label}"] = float(p)
+            elif isinstance(v, Mapping):
+                walk(f"{prefix}/{name}", v)
+            elif isinstance(v, (bool, int, float)):
+                out[f"{prefix}/{name}"] = float(v)
+
+    for section, values in summary.items():
+        if isinstance(values, Mapping) and section != "mlflow":
+            walk(section, values)
     return out
 
 

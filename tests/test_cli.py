@@ -63,7 +63,8 @@ def test_single_run_on_the_default_embedded_store(tmp_path):
     assert {"summary.json", "config/resolved_config.yaml", "hydra/config.yaml", "hydra/overrides.yaml",
             "plots/shadow_confidence_histogram.png", "plots/attack_roc.png", "data/target_train.csv",
             "data/shadow_train.csv", "data/shadow_test.csv", "data/audit_nonmembers.csv",
-            "models/target_model.joblib", "models/shadow_model.joblib", "models/attack_model.joblib",
+            "models/target_model.joblib", "models/shadow_model.joblib", "models/attack_shadow_lr_model.joblib",
+            "plots/scores_shadow_lr.png",
             "logs/run.log"} <= arts
     # Artifacts of the embedded store live beside the database.
     assert (tmp_path / "mlruns").is_dir()

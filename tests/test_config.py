@@ -15,7 +15,9 @@ GROUP_FILES = sorted((p.parent.name, p.stem) for p in CONF.glob("*/*.yaml"))
 
 def test_every_group_has_files():
     groups = {g for g, _ in GROUP_FILES}
-    assert {"data", "model", "shadow", "attack", "audit", "tracking", "experiment"} <= groups
+    assert {"data", "model", "shadow", "attack", "reference", "audit", "tracking", "experiment"} <= groups
+    assert {"shadow_lr", "loss_threshold", "lira", "lira_offline", "rmia", "rmia_offline", "worst_case",
+            "suite"} <= {n for g, n in GROUP_FILES if g == "attack"}
 
 
 @pytest.mark.parametrize("group,name", GROUP_FILES, ids=[f"{g}={n}" for g, n in GROUP_FILES])
@@ -38,7 +40,16 @@ def test_defaults_are_the_tutorial():
     assert cfg["model"]["gamma"] == 3.0 and cfg["model"]["random_state"] == 12
     assert cfg["shadow"]["test_size"] == 0.5 and cfg["shadow"]["split_seed"] == 1234
     assert cfg["shadow"]["population"] is None and cfg["shadow"]["model"] is None
-    assert cfg["attack"]["name"] == "shadow_lr" and cfg["tracking"]["enabled"] is True
+    assert list(cfg["attack"]) == ["shadow_lr"] and cfg["attack"]["shadow_lr"]["features"] == ["max_probability"]
+    assert cfg["tracking"]["enabled"] is True
+
+
+def test_suite_and_lists_select_several_attacks():
+    suite = compose_config(["attack=suite"])["attack"]
+    assert list(suite) == ["shadow_lr", "loss_threshold", "lira", "lira_offline", "rmia", "rmia_offline", "worst_case"]
+    assert suite["lira_offline"]["kind"] == "lira" and suite["lira_offline"]["online"] is False
+    picked = compose_config(["attack=[lira,rmia_offline]", "attack.lira.variance=fixed"])["attack"]
+    assert list(picked) == ["lira", "rmia_offline"] and picked["lira"]["variance"] == "fixed"
 
 
 @pytest.mark.parametrize("override,key", [
@@ -49,6 +60,8 @@ def test_defaults_are_the_tutorial():
     ("shadow.test_size=half", "shadow.test_size"),
     ("audit.n_nonmembers=lots", "audit.n_nonmembers"),
     ("tracking.enabled=maybe", "tracking.enabled"),
+    ("attack.shadow_lr.n_shadow_models=many", "attack.shadow_lr.n_shadow_models"),
+    ("reference.n_models=lots", "reference.n_models"),
 ])
 def test_schema_rejects_wrong_types(override, key):
     with pytest.raises(ConfigCompositionException) as err:
@@ -60,7 +73,8 @@ def test_schema_rejects_wrong_types(override, key):
 @pytest.mark.parametrize("override,key", [
     ("model.gama=1", "model.gama"),
     ("shadow.split_sed=1", "shadow.split_sed"),
-    ("attack.treshold=0.4", "attack.treshold"),
+    ("attack.shadow_lr.treshold=0.4", "attack.shadow_lr.treshold"),
+    ("reference.n_model=3", "reference.n_model"),
     ("data.classes.responders.features.age.rate=3", "data.classes.responders.features.age.rate"),
 ])
 def test_schema_rejects_unknown_keys(override, key):
@@ -81,9 +95,29 @@ def test_schema_rejects_unknown_keys(override, key):
     (["model.kernel=wavelet"], "model.kernel", "'kernel' parameter"),
     (["model.probability=false"], "model.probability", "no class probabilities"),
     (["model._target_=sklearn.svm.NoSuchModel"], "model._target_", "cannot import"),
-    (["attack.threshold=1.5"], "attack.threshold", "[0, 1]"),
-    (["attack.name=lira"], "attack.name", "unknown attack"),
-    (["attack.feature=entropy"], "attack.feature", "unknown attack feature"),
+    (["attack.shadow_lr.threshold=1.5"], "attack.shadow_lr.threshold", "[0, 1]"),
+    (["attack.shadow_lr.kind=lirra"], "attack.shadow_lr.kind", "unknown attack kind"),
+    (["attack.shadow_lr.features=[entropy,loss]"], "attack.shadow_lr.features.1", "unknown attack feature"),
+    (["attack.shadow_lr.features=[]"], "attack.shadow_lr.features", "at least one feature"),
+    (["attack.shadow_lr.n_shadow_models=0"], "attack.shadow_lr.n_shadow_models", "at least 1"),
+    (["attack.shadow_lr.classifier._target_=sklearn.svm.LinearSVC"], "attack.shadow_lr.classifier", "no probabilities"),
+    (["attack=loss_threshold", "attack.loss_threshold.calibration=median"], "attack.loss_threshold.calibration",
+     "unknown calibration"),
+    (["attack=lira", "attack.lira.variance=global"], "attack.lira.variance", "unknown variance"),
+    (["attack=rmia", "attack.rmia.gamma=0"], "attack.rmia.gamma", "positive"),
+    (["attack=rmia_offline", "attack.rmia_offline.a=2"], "attack.rmia_offline.a", "[0, 1]"),
+    (["attack=worst_case", "attack.worst_case.n_folds=1"], "attack.worst_case.n_folds", "at least 2"),
+    (["attack=worst_case", "audit=none"], "attack.worst_case", "audit=fresh_population"),
+    (["attack=lira", "reference.n_models=3"], "reference.n_models", "at least 4"),
+    (["attack=lira_offline", "reference.n_models=1"], "reference.n_models", "at least 2"),
+    (["attack=lira", "reference.include_candidates=false"], "reference.include_candidates", "online attack(s) lira"),
+    (["attack=rmia", "reference.n_jobs=0"], "reference.n_jobs", "got 0"),
+    (["attack=rmia", "reference.backend=dask"], "reference.backend", "unknown joblib backend"),
+    # A pool of 2 + 2 shadow rows (offline: no candidates) has 2 x 2 = 4 distinct stratified halves.
+    (["attack=lira_offline", "reference.include_candidates=false", "shadow.size_per_class=2", "shadow.test_size=0.5",
+      "shadow.stratify=true", "reference.n_models=6"], "reference.n_models", "allows only 4 distinct halves"),
+    (["attack=lira", "model.probability=false"], "model.probability", "attack lira needs"),
+    (["audit.base_rate=1.5"], "audit.base_rate", "strictly between 0 and 1"),
     (["audit.n_nonmembers=0"], "audit.n_nonmembers", "at least 1"),
     (["audit.fpr_levels=[0.01,2]"], "audit.fpr_levels.1", "(0, 1]"),
     (["data@shadow.population=cancer_patients", "shadow.population.classes.responders.label=5"],

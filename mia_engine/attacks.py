@@ -1,0 +1,431 @@
+"""The attack family, one interface: learn from the attacker's knowledge, then score records.
+
+Every attack turns records into membership scores (higher = more likely a member) and has a
+decision threshold in the same units, so all are audited the same way
+(:func:`mia_engine.metrics.attack_metrics`). What each needs:
+
+======================  =========================================================
+``shadow_lr``           shadow models (Shokri et al. 2017)
+``loss_threshold``      shadow models (Yeom et al. 2018)
+``lira``                reference models (Carlini et al. 2022), online or offline
+``rmia``                reference models and population rows (Zarifzadeh et al. 2024)
+``worst_case``          the target's outputs on real members and non-members
+======================  =========================================================
+
+Attacks are built from config nodes by :func:`build_attacks` (which validates every
+parameter under its config key) and follow scikit-learn's conventions: ``__init__`` stores,
+``fit`` learns (learned state ends in ``_``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+import numpy as np
+
+from .errors import ConfigError
+from .signals import FEATURES, attack_features, true_label_logit, true_label_probability
+
+KINDS = ("shadow_lr", "loss_threshold", "lira", "rmia", "worst_case")
+_TINY = np.finfo(float).tiny
+
+
+@dataclass
+class ShadowModel:
+    """One of the attacker's shadow models and its outputs on its own train / held-out halves."""
+
+    model: Any
+    X_in: np.ndarray
+    y_in: np.ndarray
+    X_out: np.ndarray
+    y_out: np.ndarray
+    p_in: np.ndarray
+    p_out: np.ndarray
+
+
+@dataclass
+class Knowledge:
+    """What the attacker has before scoring: shadow models, reference models, population rows."""
+
+    classes: np.ndarray
+    shadow_models: list[ShadowModel] = field(default_factory=list)
+    reference: Any = None                 # mia_engine.reference.ReferenceSet
+    # Reference query-row indices and labels of the attacker's population rows (RMIA's z),
+    # with the target's probabilities on them.
+    population_index: np.ndarray | None = None
+    population_y: np.ndarray | None = None
+    population_target_probabilities: np.ndarray | None = None
+
+
+@dataclass
+class Candidates:
+    """Records to score against the target: the audit's members and non-members (and the
+    individual). ``reference_index`` locates each record among the reference query rows;
+    ``is_member`` is the evaluator's truth (only the worst-case attack may read it)."""
+
+    X: np.ndarray
+    y: np.ndarray
+    target_probabilities: np.ndarray
+    is_member: np.ndarray
+    scored: np.ndarray                    # bool: part of the audit (False: only the individual)
+    reference_index: np.ndarray | None = None
+
+
+class Attack:
+    kind = ""
+    needs_shadow_models = 0
+    needs_reference = False
+    online = False
+    score_is_probability = False
+    score_label = "membership score"
+
+    def __init__(self, name: str, threshold: float | None):
+        self.name = name
+        self.threshold = threshold
+
+    def fit(self, knowledge: Knowledge) -> "Attack":
+        self.classes_ = knowledge.classes
+        self.threshold_ = self.threshold
+        return self
+
+    def score(self, candidates: Candidates, knowledge: Knowledge) -> np.ndarray:  # pragma: no cover
+        raise NotImplementedError
+
+
+# ---- Shokri et al. ----------------------------------------------------------------------------
+
+
+class ShadowLRAttack(Attack):
+    """A classifier on the shadow models' outputs: their training rows are members, their
+    held-out rows non-members. With one shadow model, ``max_probability`` and a logistic
+    regression this is the tutorial's attack, number for number."""
+
+    kind = "shadow_lr"
+    score_is_probability = True
+    score_label = "membership probability"
+
+    def __init__(self, name, classifier, features=("max_probability",), n_shadow_models=1, per_class=False,
+                 threshold=0.5):
+        super().__init__(name, threshold)
+        self.classifier = classifier
+        self.features = tuple(features)
+        self.n_shadow_models = n_shadow_models
+        self.needs_shadow_models = n_shadow_models
+        self.per_class = per_class
+
+    def fit(self, knowledge):
+        from sklearn.base import clone
+
+        super().fit(knowledge)
+        shadows = knowledge.shadow_models[: self.n_shadow_models]
+        # The notebook's stacking order: each shadow model's members, then its non-members.
+        X = np.vstack([f for s in shadows for f in (attack_features(s.p_in, s.y_in, self.classes_, self.features),
+                                                    attack_features(s.p_out, s.y_out, self.classes_, self.features))])
+        y = np.concatenate([v for s in shadows for v in (np.ones(len(s.y_in)), np.zeros(len(s.y_out)))])
+        labels = np.concatenate([v for s in shadows for v in (s.y_in, s.y_out)])
+        groups = self.classes_ if self.per_class else [None]
+        self.classifiers_ = {}
+        for c in groups:
+            rows = np.ones(len(y), bool) if c is None else labels == c
+            if len(np.unique(y[rows])) < 2:
+                raise ConfigError(f"attack.{self.name}.per_class",
+                                  f"the shadow data of class {c} holds only one of member / non-member")
+            clf = clone(self.classifier) if c is not None else self.classifier
+            clf.fit(X[rows], y[rows])
+            self.classifiers_[c] = (clf, int(np.flatnonzero(clf.classes_ == 1.0)[0]))
+        return self
+
+    def score_probabilities(self, probabilities, y):
+        X = attack_features(probabilities, y, self.classes_, self.features)
+        out = np.empty(len(X))
+        for c, (clf, col) in self.classifiers_.items():
+            rows = np.ones(len(X), bool) if c is None else np.asarray(y) == c
+            if np.any(rows):
+                out[rows] = clf.predict_proba(X[rows])[:, col]
+        return out
+
+    def score(self, candidates, knowledge):
+        return self.score_probabilities(candidates.target_probabilities, candidates.y)
+
+
+# ---- Yeom et al. ------------------------------------------------------------------------------
+
+
+class LossThresholdAttack(Attack):
+    """Members have low loss. Score = log p_true (= minus the cross-entropy loss); the
+    threshold is calibrated on the shadow models' members and non-members."""
+
+    kind = "loss_threshold"
+    score_label = "log p_true (minus the loss)"
+
+    def __init__(self, name, calibration="mean_train_loss", n_shadow_models=1, threshold=None):
+        super().__init__(name, threshold)
+        self.calibration = calibration
+        self.n_shadow_models = n_shadow_models
+        self.needs_shadow_models = n_shadow_models
+
+    def _log_p(self, probabilities, y):
+        return np.log(np.maximum(true_label_probability(probabilities, y, self.classes_), _TINY))
+
+    def fit(self, knowledge):
+        super().fit(knowledge)
+        shadows = knowledge.shadow_models[: self.n_shadow_models]
+        s_in = np.concatenate([self._log_p(s.p_in, s.y_in) for s in shadows])
+        s_out = np.concatenate([self._log_p(s.p_out, s.y_out) for s in shadows])
+        if self.threshold is not None:
+            self.threshold_ = float(self.threshold)
+        elif self.calibration == "mean_train_loss":
+            self.threshold_ = float(np.mean(s_in))
+        else:  # best_accuracy: the cut between sorted scores that classifies most shadow rows right
+            cuts = np.unique(np.concatenate([s_in, s_out]))
+            acc = [(np.sum(s_in >= t) + np.sum(s_out < t)) for t in cuts]
+            self.threshold_ = float(cuts[int(np.argmax(acc))])
+        return self
+
+    def score(self, candidates, knowledge):
+        return self._log_p(candidates.target_probabilities, candidates.y)
+
+
+# ---- reference-model attacks ------------------------------------------------------------------
+
+
+def _reference_stats(knowledge, index, y, transform):
+    """Each reference model's statistic on the records at ``index`` (n_models, n_records), and
+    whether the record was in that model's training half."""
+    ref = knowledge.reference
+    stats = transform(ref.probabilities[:, index, :], y, ref.classes)
+    n_pool = ref.in_mask.shape[1]
+    in_mask = np.zeros(stats.shape, dtype=bool)
+    pooled = index < n_pool
+    in_mask[:, pooled] = ref.in_mask[:, index[pooled]]
+    return stats, in_mask
+
+
+def _masked_mean_std(values, mask, ddof=1):
+    n = mask.sum(axis=0)
+    mean = np.where(mask, values, 0.0).sum(axis=0) / np.maximum(n, 1)
+    sq = np.where(mask, (values - mean) ** 2, 0.0).sum(axis=0)
+    std = np.sqrt(sq / np.maximum(n - ddof, 1))
+    return mean, std, n, sq
+
+
+class LiraAttack(Attack):
+    """Likelihood-ratio attack on phi = logit(p_true).
+
+    Online: per record, Gaussians fitted to phi under the reference models that trained on it
+    (IN) and those that did not (OUT); score = log N(phi_t; IN) - log N(phi_t; OUT).
+    Offline: OUT only; score = -ln P(phi >= phi_t | OUT), a one-sided test.
+    ``variance="fixed"`` replaces each record's standard deviation by one pooled over all
+    records (the within-record spread), which is steadier with few reference models.
+    """
+
+    kind = "lira"
+    needs_reference = True
+    MIN_STD = 1e-3  # floor: a record whose reference logits all coincide still gets a finite score
+
+    def __init__(self, name, online=True, variance="per_record", threshold=None):
+        super().__init__(name, threshold)
+        self.online = online
+        self.variance = variance
+        self.score_label = "log likelihood ratio" if online else "-ln p-value (OUT test)"
+
+    def fit(self, knowledge):
+        super().fit(knowledge)
+        self.threshold_ = float(self.threshold if self.threshold is not None else (0.0 if self.online else 3.0))
+        return self
+
+    def _gaussian(self, stats, mask):
+        mean, std, n, sq = _masked_mean_std(stats, mask)
+        if self.variance == "fixed":
+            pooled = np.sqrt(sq.sum() / max(int(np.sum(n - 1)), 1))
+            std = np.full_like(std, pooled)
+        return mean, np.maximum(std, self.MIN_STD), n
+
+    def score(self, candidates, knowledge):
+        from scipy.stats import norm
+
+        stats, in_mask = _reference_stats(knowledge, candidates.reference_index, candidates.y, true_label_logit)
+        phi = true_label_logit(candidates.target_probabilities, candidates.y, self.classes_)
+        mu_out, sd_out, n_out = self._gaussian(stats, ~in_mask)
+        if np.any(n_out < 2):
+            raise ConfigError("reference.n_models", f"attack {self.name} needs at least 2 OUT reference models per "
+                                                    f"record; some records have {int(n_out.min())}")
+        if not self.online:
+            return -norm.logsf(phi, loc=mu_out, scale=sd_out)
+        mu_in, sd_in, n_in = self._gaussian(stats, in_mask)
+        if np.any(n_in < 2):
+            raise ConfigError(f"attack.{self.name}.online",
+                              f"online LiRA needs at least 2 IN reference models per record; some have "
+                              f"{int(n_in.min())} (set reference.include_candidates=true and reference.n_models>=4, "
+                              f"or attack.{self.name}.online=false)")
+        return norm.logpdf(phi, mu_in, sd_in) - norm.logpdf(phi, mu_out, sd_out)
+
+
+class RmiaAttack(Attack):
+    """Relative membership inference: for a record x and each population row z,
+    LR(x, z) = [Pr(x|target) / Pr(x)] / [Pr(z|target) / Pr(z)], with Pr(.|model) = p_true and
+    Pr(.) the average over reference models (online: all of them; offline: the OUT models,
+    corrected by ``a``). Score = the fraction of z with LR(x, z) >= gamma."""
+
+    kind = "rmia"
+    needs_reference = True
+    score_label = "fraction of population rows beaten"
+
+    def __init__(self, name, online=True, gamma=1.0, a=0.3, threshold=0.5):
+        super().__init__(name, threshold)
+        self.online = online
+        self.gamma = gamma
+        self.a = a
+
+    def _marginal(self, knowledge, index, y):
+        stats, in_mask = _reference_stats(knowledge, index, y, true_label_probability)
+        if self.online:
+            if np.any(in_mask.sum(axis=0) == 0):
+                raise ConfigError(f"attack.{self.name}.online",
+                                  "online RMIA needs reference models trained on the scored records: set "
+                                  f"reference.include_candidates=true, or attack.{self.name}.online=false")
+            return stats.mean(axis=0)
+        out = ~in_mask
+        if np.any(out.sum(axis=0) == 0):
+            raise ConfigError("reference.n_models", f"attack {self.name} needs OUT reference models for every record")
+        p_out = np.where(out, stats, 0.0).sum(axis=0) / out.sum(axis=0)
+        return 0.5 * ((1.0 + self.a) * p_out + (1.0 - self.a))
+
+    def score(self, candidates, knowledge):
+        px = true_label_probability(candidates.target_probabilities, candidates.y, self.classes_)
+        ratio_x = px / np.maximum(self._marginal(knowledge, candidates.reference_index, candidates.y), _TINY)
+        pz = true_label_probability(knowledge.population_target_probabilities, knowledge.population_y, self.classes_)
+        ratio_z = pz / np.maximum(self._marginal(knowledge, knowledge.population_index, knowledge.population_y), _TINY)
+        # LR(x, z) >= gamma  <=>  ratio_z <= ratio_x / gamma: count with one sorted search.
+        ratio_z = np.sort(ratio_z)
+        return np.searchsorted(ratio_z, ratio_x / self.gamma, side="right") / len(ratio_z)
+
+
+# ---- worst case --------------------------------------------------------------------------------
+
+
+class WorstCaseAttack(Attack):
+    """A classifier trained on the target's own outputs for real members and non-members and
+    scored on held-out ones: stratified folds, repeated with fresh assignments, each record's
+    score the mean of its held-out scores. The individual, when not part of the audit, is
+    scored by the mean of all fold models."""
+
+    kind = "worst_case"
+    score_is_probability = True
+    score_label = "membership probability (held out)"
+
+    def __init__(self, name, classifier, features=("sorted_probabilities",), n_folds=5, n_repeats=5, seed=2017,
+                 threshold=0.5):
+        super().__init__(name, threshold)
+        self.classifier = classifier
+        self.features = tuple(features)
+        self.n_folds = n_folds
+        self.n_repeats = n_repeats
+        self.seed = seed
+
+    def score(self, candidates, knowledge):
+        from sklearn.base import clone
+        from sklearn.model_selection import StratifiedKFold
+
+        X = attack_features(candidates.target_probabilities, candidates.y, self.classes_, self.features)
+        audit = np.flatnonzero(candidates.scored)
+        extra = np.flatnonzero(~candidates.scored)
+        member = candidates.is_member[audit].astype(int)
+        if min(np.sum(member == 1), np.sum(member == 0)) < self.n_folds:
+            raise ConfigError(f"attack.{self.name}.n_folds",
+                              f"{self.n_folds} folds need at least {self.n_folds} members and non-members in the "
+                              f"audit; it has {int(np.sum(member == 1))} and {int(np.sum(member == 0))}")
+        totals = np.zeros(len(candidates.y))
+        counts = np.zeros(len(candidates.y))
+        for r in range(self.n_repeats):
+            folds = StratifiedKFold(self.n_folds, shuffle=True, random_state=np.random.RandomState([self.seed, r]))
+            for train, test in folds.split(X[audit], member):
+                clf = clone(self.classifier).fit(X[audit][train], member[train])
+                col = int(np.flatnonzero(clf.classes_ == 1)[0])
+                totals[audit[test]] += clf.predict_proba(X[audit][test])[:, col]
+                counts[audit[test]] += 1
+                if len(extra):
+                    totals[extra] += clf.predict_proba(X[extra])[:, col]
+                    counts[extra] += 1
+        return totals / counts
+
+
+# ---- building -----------------------------------------------------------------------------------
+
+
+def _features(node, key):
+    names = list(node.get("features") or [])
+    if not names:
+        raise ConfigError(f"{key}.features", "name at least one feature; available: " + ", ".join(FEATURES))
+    for i, f in enumerate(names):
+        if f not in FEATURES:
+            raise ConfigError(f"{key}.features.{i}", f"unknown attack feature {f!r}; available: {', '.join(FEATURES)}")
+    return names
+
+
+def _probability(node, key, name="threshold"):
+    v = node.get(name)
+    if not 0.0 <= v <= 1.0:
+        raise ConfigError(f"{key}.{name}", f"a probability threshold must lie in [0, 1], got {v}")
+    return v
+
+
+def _classifier(node, key):
+    from .models import build_estimator
+
+    clf = build_estimator(node.get("classifier"), f"{key}.classifier")
+    if not hasattr(clf, "predict_proba"):
+        raise ConfigError(f"{key}.classifier", f"{type(clf).__name__} gives no probabilities (predict_proba)")
+    return clf
+
+
+def _positive(node, key, name, minimum=1):
+    v = node.get(name)
+    if v is None or v < minimum:
+        raise ConfigError(f"{key}.{name}", f"must be at least {minimum}, got {v}")
+    return int(v)
+
+
+def build_attack(name: str, node: Mapping[str, Any], key: str) -> Attack:
+    kind = node.get("kind")
+    if kind == "shadow_lr":
+        return ShadowLRAttack(name, _classifier(node, key), _features(node, key),
+                              _positive(node, key, "n_shadow_models"), bool(node.get("per_class")),
+                              _probability(node, key))
+    if kind == "loss_threshold":
+        cal = node.get("calibration")
+        if cal not in ("mean_train_loss", "best_accuracy"):
+            raise ConfigError(f"{key}.calibration", f"unknown calibration {cal!r}; available: mean_train_loss, "
+                                                    "best_accuracy")
+        return LossThresholdAttack(name, cal, _positive(node, key, "n_shadow_models"), node.get("threshold"))
+    if kind == "lira":
+        var = node.get("variance")
+        if var not in ("per_record", "fixed"):
+            raise ConfigError(f"{key}.variance", f"unknown variance {var!r}; available: per_record, fixed")
+        return LiraAttack(name, bool(node.get("online")), var, node.get("threshold"))
+    if kind == "rmia":
+        if not node.get("gamma") > 0:
+            raise ConfigError(f"{key}.gamma", f"RMIA's likelihood-ratio threshold must be positive, got {node.get('gamma')}")
+        if not 0.0 <= node.get("a") <= 1.0:
+            raise ConfigError(f"{key}.a", f"must lie in [0, 1], got {node.get('a')}")
+        return RmiaAttack(name, bool(node.get("online")), float(node["gamma"]), float(node["a"]),
+                          _probability(node, key))
+    if kind == "worst_case":
+        return WorstCaseAttack(name, _classifier(node, key), _features(node, key),
+                               _positive(node, key, "n_folds", 2), _positive(node, key, "n_repeats"),
+                               int(node.get("seed")), _probability(node, key))
+    raise ConfigError(f"{key}.kind", f"unknown attack kind {kind!r}; available: {', '.join(KINDS)}")
+
+
+def build_attacks(node: Mapping[str, Any], key: str = "attack") -> dict[str, Attack]:
+    """Every attack the ``attack`` node holds (``attack.<name>.kind`` names the algorithm)."""
+    if not node:
+        raise ConfigError(key, "no attack selected; e.g. attack=shadow_lr, attack=suite or attack=[lira,rmia]")
+    out = {}
+    for name, sub in node.items():
+        if not isinstance(sub, Mapping) or "kind" not in sub:
+            raise ConfigError(f"{key}.{name}", "each attack is a node with a `kind`; pick one with attack=<name> "
+                                               "(conf/attack/)")
+        out[name] = build_attack(name, sub, f"{key}.{name}")
+    return out

@@ -1,0 +1,483 @@
+"""Reference models for the strong membership attacks (LiRA, RMIA).
+
+A reference model is the attacker's re-run of the target's training recipe on a random half
+of the attacker's *reference pool*. With many such models, every pool row has been seen by
+some models (it is IN for them) and not by the others (OUT), which gives per-row IN and OUT
+confidence distributions to compare the target's confidence against.
+
+:func:`train_reference_models` draws the halves, fits the models in parallel with joblib,
+queries every model on the pool rows followed by some extra rows (rows no model trains on,
+e.g. the attacked records), and caches the result on disk under a key that covers everything
+the result depends on.
+
+How the halves are drawn (see :func:`halves`):
+
+- Models come in complementary pairs: model ``2j`` takes, separately inside every class, a
+  random half of that class's pool rows, and model ``2j+1`` takes exactly the rows model
+  ``2j`` left out. With an even number of models every pool row is IN for exactly half of
+  them. With an odd number the last model is a lone half drawn like an even-numbered one.
+- A class with an odd count ``n_c`` cannot be split evenly. The even-numbered model of every
+  pair takes ``floor(n_c/2)`` rows from the 1st, 3rd, 5th... odd-sized class (classes in
+  sorted order) and ``ceil(n_c/2)`` from the 2nd, 4th... so its total size stays within one
+  row of half the pool; its partner gets the rest. This size pattern is fixed, so all
+  even-numbered models have one shape and all odd-numbered models the complementary shape.
+- Every half holds at least one row of every class, so every reference model learns the
+  same classes as the target.
+- No two models share a half: a pair whose first half was already used is redrawn.
+
+Heavy libraries (scikit-learn, joblib, tqdm) are imported inside the functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .errors import ConfigError
+
+log = logging.getLogger("mia_engine")
+
+#: Bumped when the layout of a cache entry changes, so old entries stop matching.
+CACHE_FORMAT = "mia-engine-reference-v1"
+
+#: The joblib backend used unless the caller names one. Threads won on 2 cores (64 SVC models
+#: with probability=True on 250 rows, each queried on 600 rows; medians of repeated runs):
+#: first call in a fresh process ~1.2-1.4 s with threads or serially (mostly importing
+#: scikit-learn) against ~2.3-3.3 s with loky, whose workers start up and import scikit-learn
+#: again; warm calls ~0.25-0.4 s with threads or loky against ~0.4 s serially. Estimators whose
+#: fit holds the GIL (pure Python) scale better on processes: pass backend="loky" for those.
+DEFAULT_BACKEND = "threading"
+
+# libsvm (SVC, NuSVC, ...) and liblinear (LinearSVC, LogisticRegression(solver="liblinear"))
+# draw their random numbers from one C-level generator per process, which they re-seed at the
+# start of each fit and then use with the GIL released. Two threads fitting such models at once
+# interleave their draws, so the result depends on timing (observed: 1 run in 5 of the
+# benchmark gave different probabilities without this lock). Fits of those models therefore
+# hold this lock; their predict_proba calls still overlap. In a process worker it is never
+# contended.
+_NATIVE_RNG_LOCK = threading.Lock()
+
+
+@dataclass
+class ReferenceSet:
+    """The trained reference models and what the attacks need from them.
+
+    The query rows are the pool rows (in pool order) followed by the extra rows; the extra rows
+    are in no model's training half.
+    """
+
+    in_mask: np.ndarray  # (n_models, n_pool) bool: pool row i is in model m's training half
+    probabilities: np.ndarray  # (n_models, n_query, n_classes): model m's predict_proba per query row
+    classes: np.ndarray  # the class labels, i.e. the columns of ``probabilities``
+    key: str  # the cache key (sha256 hex digest)
+    from_cache: bool
+    models: list | None  # the fitted estimators, or None when not kept
+
+    @property
+    def n_models(self) -> int:
+        return int(self.in_mask.shape[0])
+
+    @property
+    def n_pool(self) -> int:
+        return int(self.in_mask.shape[1])
+
+
+# --------------------------------------------------------------------------------------------
+# Halves
+
+
+def max_distinct_halves(class_counts: Sequence[int] | Mapping[Any, int]) -> int:
+    """How many distinct stratified halves :func:`halves` can draw from a pool.
+
+    ``class_counts`` holds the number of pool rows of each class (a sequence, or a mapping whose
+    values are the counts). Within a class of ``n`` rows a half takes ``floor(n/2)`` rows in the
+    even-numbered models, so those models can take ``P = prod_c comb(n_c, floor(n_c/2))``
+    different halves. Odd-numbered models take the complements:
+
+    - if some class has an odd count, a complement has a different size in that class, so it
+      never equals an even-numbered model's half: ``2 * P`` halves in all;
+    - if every count is even, the complements are halves of the same shape, already among the
+      ``P``: ``P`` halves in all.
+
+    A class with fewer than 2 rows allows no half that holds it: 0.
+    """
+    counts = [int(c) for c in (class_counts.values() if isinstance(class_counts, Mapping) else class_counts)]
+    if not counts or min(counts) < 2:
+        return 0
+    product = math.prod(math.comb(n, n // 2) for n in counts)
+    return 2 * product if any(n % 2 for n in counts) else product
+
+
+def halves(y_pool: np.ndarray, n_models: int, seed: int, key: str = "reference.n_models") -> np.ndarray:
+    """The training halves of ``n_models`` reference models, as an ``(n_models, n_pool)`` bool mask.
+
+    See the module docstring for the layout (stratified, complementary pairs, distinct). The
+    draws come from ``numpy.random.default_rng(seed)`` alone, so a seed always gives the same
+    masks. ``key`` names the config entry in the errors: a class with fewer than 2 pool rows, or
+    more models than the pool has distinct halves.
+    """
+    y_pool = np.asarray(y_pool)
+    if y_pool.ndim != 1:
+        raise ValueError(f"y_pool must be one-dimensional, got shape {y_pool.shape}")
+    n_models = int(n_models)
+    if n_models < 1:
+        raise ConfigError(key, f"must be at least 1, got {n_models}")
+    classes, inverse, counts = np.unique(y_pool, return_inverse=True, return_counts=True)
+    if len(classes) == 0:
+        raise ConfigError(key, "the reference pool is empty")
+    small = [f"{c!r} ({n} row{'s' if n != 1 else ''})" for c, n in zip(classes.tolist(), counts) if n < 2]
+    if small:
+        raise ConfigError(key, "every class needs at least 2 rows in the reference pool so that both halves "
+                               f"of a pair hold it; too few rows of class {', '.join(small)}")
+    limit = max_distinct_halves(counts)
+    if n_models > limit:
+        raise ConfigError(key, f"{n_models} reference models need {n_models} distinct halves, but the "
+                               f"reference pool (class counts {counts.tolist()}) allows at most {limit}")
+
+    members = [np.flatnonzero(inverse == c) for c in range(len(classes))]
+    # Rows taken in the even-numbered models: floor in the 1st, 3rd... odd-sized class, ceil in
+    # the 2nd, 4th...; an even-sized class splits exactly.
+    take = []
+    odd_seen = 0
+    for n in counts.tolist():
+        if n % 2:
+            take.append(n // 2 if odd_seen % 2 == 0 else n // 2 + 1)
+            odd_seen += 1
+        else:
+            take.append(n // 2)
+
+    rng = np.random.default_rng(seed)
+    n_pool = len(y_pool)
+    masks = np.zeros((n_models, n_pool), dtype=bool)
+    seen: set[bytes] = set()
+    m = 0
+    while m < n_models:
+        first = np.zeros(n_pool, dtype=bool)
+        for rows, k in zip(members, take):
+            first[rng.permutation(rows)[:k]] = True
+        fp = np.packbits(first).tobytes()
+        if fp in seen:  # only likely for tiny pools; the limit check above guarantees progress
+            continue
+        masks[m] = first
+        seen.add(fp)
+        if m + 1 < n_models:
+            second = ~first
+            masks[m + 1] = second
+            # A complement is new whenever its half is new (a used half's complement was used
+            # with it), so it needs no check.
+            seen.add(np.packbits(second).tobytes())
+        m += 2
+    return masks
+
+
+# --------------------------------------------------------------------------------------------
+# Cache key
+
+
+def _plain(obj: Any, where: str = "cache_parts") -> Any:
+    """``obj`` as plain JSON-able Python (dicts with str keys, lists, str, int, float, bool, None).
+
+    Accepts mappings (including OmegaConf's), sequences, numpy scalars and small arrays, and
+    paths. Anything else raises ``TypeError``: a value the key cannot describe exactly could let
+    two different configurations share a cache entry.
+    """
+    if obj is None or isinstance(obj, (bool, str)):
+        return obj
+    if isinstance(obj, (int, np.integer)) and not isinstance(obj, np.bool_):
+        return int(obj)
+    if isinstance(obj, np.bool_):
+        return bool(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj)
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, Mapping):
+        return {str(k): _plain(v, f"{where}.{k}") for k, v in obj.items()}
+    if isinstance(obj, np.ndarray):
+        return _plain(obj.tolist(), where)
+    if isinstance(obj, (list, tuple)) or (isinstance(obj, Sequence) and not isinstance(obj, (bytes, bytearray))):
+        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+    raise TypeError(f"{where}: cannot describe a {type(obj).__name__} in the reference cache key")
+
+
+def _array_digest(a: np.ndarray) -> dict[str, Any]:
+    a = np.asarray(a)
+    if a.dtype.hasobject:  # object arrays have no stable bytes; describe them by value
+        data = json.dumps(_plain(a.tolist(), "array"), sort_keys=True).encode()
+    else:
+        data = np.ascontiguousarray(a).tobytes()
+    return {"shape": list(a.shape), "dtype": a.dtype.str, "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def cache_key(model_node: Mapping, n_models: int, seed: int, X_pool: np.ndarray, y_pool: np.ndarray,
+              X_extra: np.ndarray, cache_parts: Mapping | None = None) -> str:
+    """The sha256 hex digest naming a reference set: configuration, library versions and data."""
+    import sklearn
+
+    from . import __version__
+
+    doc = {
+        "format": CACHE_FORMAT,
+        "cache_parts": _plain(cache_parts or {}, "cache_parts"),
+        "model": _plain(model_node, "model_node"),
+        "n_models": int(n_models),
+        "seed": _plain(seed, "seed"),
+        "versions": {"mia_engine": __version__, "sklearn": sklearn.__version__, "numpy": np.__version__},
+        "data": {"X_pool": _array_digest(X_pool), "y_pool": _array_digest(y_pool),
+                 "X_extra": _array_digest(X_extra)},
+    }
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=True)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# Fitting
+
+
+def model_random_state(seed: int, m: int) -> np.random.RandomState:
+    """The ``random_state`` of reference model ``m``: its own stream, independent of n_jobs and order."""
+    return np.random.RandomState(np.random.MT19937(np.random.SeedSequence(seed, spawn_key=(m,))))
+
+
+def _uses_native_rng(est) -> bool:
+    """Whether fitting ``est`` (or an estimator inside it) draws from libsvm's/liblinear's global RNG."""
+    from sklearn.base import BaseEstimator
+
+    found = [est] + [v for v in est.get_params(deep=True).values() if isinstance(v, BaseEstimator)]
+    for e in found:
+        module = type(e).__module__
+        if module.startswith("sklearn.svm"):
+            return True
+        if type(e).__name__ == "LogisticRegression" and getattr(e, "solver", None) == "liblinear":
+            return True
+    return False
+
+
+def _fit_one(m: int, model_node: dict, model_key: str, seed: int, X_train: np.ndarray, y_train: np.ndarray,
+             X_query: np.ndarray, keep_model: bool):
+    """Build, fit and query reference model ``m``; runs in a joblib worker (thread or process)."""
+    from .models import build_estimator, fit_model, require_probabilities
+
+    est = build_estimator(model_node, model_key)
+    if "random_state" in est.get_params(deep=False):
+        est.set_params(random_state=model_random_state(seed, m))
+    require_probabilities(est, model_key)
+    if _uses_native_rng(est):
+        with _NATIVE_RNG_LOCK:
+            fit_model(est, X_train, y_train, model_key)
+    else:
+        fit_model(est, X_train, y_train, model_key)
+    proba = np.asarray(est.predict_proba(X_query), dtype=np.float64)
+    return proba, np.asarray(est.classes_), (est if keep_model else None)
+
+
+def _fit_all(node: dict, model_key: str, seed: int, X_pool, y_pool, X_query, masks, classes, *,
+             n_jobs: int, backend: str, show_bar: bool, keep_models: bool):
+    import warnings
+
+    from joblib import Parallel, delayed
+
+    from .models import _PROBABILITY_DEPRECATION
+
+    n_models = masks.shape[0]
+    probabilities = np.empty((n_models, X_query.shape[0], len(classes)), dtype=np.float64)
+    models: list | None = [] if keep_models else None
+    tasks = (delayed(_fit_one)(m, node, model_key, seed, X_pool[masks[m]], y_pool[masks[m]], X_query, keep_models)
+             for m in range(n_models))
+    bar = None
+    if show_bar:
+        from tqdm import tqdm
+
+        bar = tqdm(total=n_models, desc="reference models", unit="model", file=sys.stderr, leave=False)
+    # fit_model silences the SVC(probability=True) deprecation with warnings.catch_warnings,
+    # which swaps a process-wide filter list: threads entering and leaving it concurrently can
+    # restore each other's lists. The same filter installed here, around all of them, keeps the
+    # warning silent meanwhile and restores the caller's filters once at the end.
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=_PROBABILITY_DEPRECATION, category=FutureWarning)
+            results = Parallel(n_jobs=n_jobs, backend=backend, return_as="generator")(tasks)
+            for m, (proba, model_classes, est) in enumerate(results):
+                if model_classes.shape != classes.shape or not np.array_equal(model_classes, classes):
+                    raise ConfigError(model_key, f"reference model {m} learned the classes "
+                                                 f"{model_classes.tolist()}, but the reference pool has "
+                                                 f"{classes.tolist()}")
+                probabilities[m] = proba
+                if models is not None:
+                    models.append(est)
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        if bar is not None:
+            bar.close()
+    return probabilities, models
+
+
+def _n_workers(n_jobs: int, backend: str, n_models: int) -> int:
+    from joblib import effective_n_jobs, parallel_config
+
+    with parallel_config(backend=backend):
+        return max(1, min(effective_n_jobs(n_jobs), n_models))
+
+
+# --------------------------------------------------------------------------------------------
+# Cache files
+
+
+def _prepare_cache_dir(cache_dir) -> Path:
+    path = Path(cache_dir).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError("reference.cache_dir", f"cannot create the cache directory {str(path)!r}: "
+                                                 f"{e.strerror or e}") from None
+    if not path.is_dir():
+        raise ConfigError("reference.cache_dir", f"{str(path)!r} is not a directory")
+    return path
+
+
+def _load_entry(path: Path, key: str, masks: np.ndarray, n_query: int, classes: np.ndarray):
+    """The verified entry at ``path``; None if absent; raises ValueError (or whatever loading raised)
+    when the file is unusable."""
+    import joblib
+
+    if not path.exists():
+        return None
+    entry = joblib.load(path)
+    if not isinstance(entry, dict) or entry.get("key") != key:
+        raise ValueError("the stored key does not match")
+    in_mask = np.asarray(entry["in_mask"])
+    proba = np.asarray(entry["probabilities"])
+    stored_classes = np.asarray(entry["classes"])
+    if in_mask.dtype != bool or in_mask.shape != masks.shape or not np.array_equal(in_mask, masks):
+        raise ValueError(f"the stored halves (shape {in_mask.shape}) do not match")
+    if stored_classes.shape != classes.shape or not np.array_equal(stored_classes, classes):
+        raise ValueError("the stored classes do not match")
+    if proba.shape != (masks.shape[0], n_query, len(classes)):
+        raise ValueError(f"the stored probabilities have shape {proba.shape}, expected "
+                         f"{(masks.shape[0], n_query, len(classes))}")
+    models = entry.get("models")
+    if models is not None and len(models) != masks.shape[0]:
+        raise ValueError(f"the entry stores {len(models)} models, expected {masks.shape[0]}")
+    return {"in_mask": in_mask, "probabilities": proba, "classes": stored_classes, "models": models}
+
+
+def _write_entry(path: Path, entry: dict) -> bool:
+    """Write ``entry`` to ``path`` atomically (temp file in the same directory, then rename)."""
+    import joblib
+
+    tmp = None
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem[:16]}.", suffix=".tmp")
+        os.close(fd)
+        joblib.dump(entry, tmp)
+        os.replace(tmp, path)
+        return True
+    except Exception as e:  # keep the trained models even if the cache cannot take them
+        log.warning("reference models: could not write the cache file %s: %s", path, e)
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+        return False
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point
+
+
+def train_reference_models(model_node: Mapping, model_key: str, X_pool, y_pool, X_extra=None, *, n_models: int,
+                           seed: int, n_jobs: int = -1, backend: str = DEFAULT_BACKEND,
+                           cache_dir: Path | str | None = None, cache_parts: Mapping | None = None,
+                           progress: bool | None = None, keep_models: bool = True) -> ReferenceSet:
+    """Train ``n_models`` reference models on halves of the pool and query them (or load them from the cache).
+
+    ``model_node`` is the target's ``{_target_: ..., **kwargs}`` node and ``model_key`` its config
+    key (used in error messages). Model ``m`` is built from the node; if the estimator has a
+    ``random_state`` it gets a ``RandomState`` seeded from ``SeedSequence(seed, spawn_key=(m,))``.
+    It is fitted on the pool rows of its half (:func:`halves` with ``seed``) and queried with
+    ``predict_proba`` on the pool rows followed by ``X_extra``.
+
+    The fits run through joblib (``n_jobs``, ``backend``). The result does not depend on either:
+    the same inputs give bit-identical probabilities serially, on threads or on processes.
+
+    ``progress``: None shows a tqdm bar on stderr if stderr is a terminal; True always shows it;
+    False never. Either way one INFO line is logged (logger ``mia_engine``) when training starts
+    and one with the wall time when it ends.
+
+    ``cache_dir``: if given, the result is looked up as ``<cache_dir>/<key>.joblib`` and stored
+    there after training. The key (:func:`cache_key`) covers ``cache_parts`` (whatever else the
+    caller wants the entry tied to), the model node, ``n_models``, ``seed``, the mia-engine,
+    scikit-learn and NumPy versions and the exact data. A file that fails to load or verify is
+    rebuilt with a warning; a file that cannot be written is only a warning. Cache files are
+    pickles: keep the directory private to people whose files you would run.
+    """
+    node = _plain(model_node, "model_node")
+    if not isinstance(node, dict):
+        raise ConfigError(model_key, "the model node must be a mapping with a _target_")
+    X_pool = np.asarray(X_pool)
+    y_pool = np.asarray(y_pool)
+    if X_pool.ndim != 2 or y_pool.ndim != 1 or X_pool.shape[0] != y_pool.shape[0]:
+        raise ValueError(f"X_pool {X_pool.shape} and y_pool {y_pool.shape} must be (n, d) and (n,)")
+    if X_extra is None:
+        X_extra = np.empty((0, X_pool.shape[1]), dtype=X_pool.dtype)
+    X_extra = np.asarray(X_extra)
+    if X_extra.ndim != 2 or X_extra.shape[1] != X_pool.shape[1]:
+        raise ValueError(f"X_extra {X_extra.shape} must have the pool's {X_pool.shape[1]} columns")
+
+    masks = halves(y_pool, n_models, seed)
+    classes = np.unique(y_pool)
+    X_query = np.vstack([X_pool, X_extra]) if len(X_extra) else X_pool
+    key = cache_key(node, n_models, seed, X_pool, y_pool, X_extra, cache_parts)
+
+    path = None
+    if cache_dir is not None:
+        path = _prepare_cache_dir(cache_dir) / f"{key}.joblib"
+        try:
+            entry = _load_entry(path, key, masks, X_query.shape[0], classes)
+        except Exception as e:
+            log.warning("reference models: ignoring the unusable cache file %s (%s: %s); retraining",
+                        path, type(e).__name__, e)
+            entry = None
+        if entry is not None and keep_models and entry["models"] is None:
+            log.info("reference models: the cache entry %s holds no fitted models; retraining to keep them", path)
+            entry = None
+        if entry is not None:
+            log.info("reference models: cache hit %s", path)
+            return ReferenceSet(in_mask=entry["in_mask"], probabilities=entry["probabilities"],
+                                classes=entry["classes"], key=key, from_cache=True,
+                                models=list(entry["models"]) if keep_models else None)
+
+    # Fail in the caller's process, with the config key, before any worker starts.
+    from .models import build_estimator, require_probabilities
+
+    require_probabilities(build_estimator(node, model_key), model_key)
+
+    show_bar = sys.stderr.isatty() if progress is None else bool(progress)
+    workers = _n_workers(n_jobs, backend, n_models)
+    log.info("training %d reference models on %d worker%s (%s) ...", n_models, workers,
+             "" if workers == 1 else "s", backend)
+    start = time.perf_counter()
+    probabilities, models = _fit_all(node, model_key, seed, X_pool, y_pool, X_query, masks, classes,
+                                     n_jobs=n_jobs, backend=backend, show_bar=show_bar, keep_models=keep_models)
+    elapsed = time.perf_counter() - start
+    log.info("trained %d reference models in %.2f s", n_models, elapsed)
+
+    if path is not None:
+        _write_entry(path, {"key": key, "format": CACHE_FORMAT, "in_mask": masks, "probabilities": probabilities,
+                            "classes": classes, "models": models})
+    return ReferenceSet(in_mask=masks, probabilities=probabilities, classes=classes, key=key, from_cache=False,
+                        models=models)
