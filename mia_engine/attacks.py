@@ -19,6 +19,7 @@ parameter under its config key) and follow scikit-learn's conventions: ``__init_
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -266,17 +267,32 @@ class RmiaAttack(Attack):
     """Relative membership inference: for a record x and each population row z,
     LR(x, z) = [Pr(x|target) / Pr(x)] / [Pr(z|target) / Pr(z)], with Pr(.|model) = p_true and
     Pr(.) the average over reference models (online: all of them; offline: the OUT models,
-    corrected by ``a``). Score = the fraction of z with LR(x, z) >= gamma."""
+    corrected by ``a``). Score = the fraction of z with LR(x, z) >= gamma.
+
+    With one set of z for every record the fraction is a step function of x's own ratio
+    r = Pr(x|target) / Pr(x): with a few hundred z, many members beat every z and tie at 1,
+    which hides the attack's low-FPR behaviour. ``tie_break`` adds r / (1 + r) / (2 |z|),
+    less than half a step, so tied records are ordered by r (the many-z limit) while every
+    decision at ``threshold`` stays what the fraction alone gives (the threshold is moved to
+    the smallest achievable fraction at or above it)."""
 
     kind = "rmia"
     needs_reference = True
     score_label = "fraction of population rows beaten"
 
-    def __init__(self, name, online=True, gamma=1.0, a=0.3, threshold=0.5):
+    def __init__(self, name, online=True, gamma=1.0, a=0.3, threshold=0.5, tie_break=True):
         super().__init__(name, threshold)
         self.online = online
         self.gamma = gamma
         self.a = a
+        self.tie_break = tie_break
+
+    def fit(self, knowledge):
+        super().fit(knowledge)
+        n_z = len(knowledge.population_y) if knowledge.population_y is not None else 0
+        if self.tie_break and n_z:
+            self.threshold_ = math.ceil(self.threshold * n_z - 1e-9) / n_z
+        return self
 
     def _marginal(self, knowledge, index, y):
         stats, in_mask = _reference_stats(knowledge, index, y, true_label_probability)
@@ -299,7 +315,10 @@ class RmiaAttack(Attack):
         ratio_z = pz / np.maximum(self._marginal(knowledge, knowledge.population_index, knowledge.population_y), _TINY)
         # LR(x, z) >= gamma  <=>  ratio_z <= ratio_x / gamma: count with one sorted search.
         ratio_z = np.sort(ratio_z)
-        return np.searchsorted(ratio_z, ratio_x / self.gamma, side="right") / len(ratio_z)
+        fraction = np.searchsorted(ratio_z, ratio_x / self.gamma, side="right") / len(ratio_z)
+        if not self.tie_break:
+            return fraction
+        return fraction + ratio_x / (1.0 + ratio_x) / (2 * len(ratio_z))
 
 
 # ---- worst case --------------------------------------------------------------------------------
@@ -410,7 +429,7 @@ def build_attack(name: str, node: Mapping[str, Any], key: str) -> Attack:
         if not 0.0 <= node.get("a") <= 1.0:
             raise ConfigError(f"{key}.a", f"must lie in [0, 1], got {node.get('a')}")
         return RmiaAttack(name, bool(node.get("online")), float(node["gamma"]), float(node["a"]),
-                          _probability(node, key))
+                          _probability(node, key), bool(node.get("tie_break", True)))
     if kind == "worst_case":
         return WorstCaseAttack(name, _classifier(node, key), _features(node, key),
                                _positive(node, key, "n_folds", 2), _positive(node, key, "n_repeats"),

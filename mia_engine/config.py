@@ -161,6 +161,9 @@ class RmiaConfig:
     gamma: float = 1.0             # a z "loses" to the record when LR(x, z) >= gamma
     a: float = 0.3                 # offline: Pr(x) ~ ((1 + a) Pr_OUT(x) + 1 - a) / 2
     threshold: float = 0.5         # fraction of z dominated at or above this means "member"
+    # Order records that beat the same number of z by their own ratio (less than half a step
+    # of 1/|z|, so decisions at `threshold` do not change).
+    tie_break: bool = True
 
 
 @dataclass

@@ -180,18 +180,41 @@ def test_rmia_scores_by_hand():
     target_p = np.array([0.8, 0.3])
     cands = Candidates(np.zeros((2, 1)), np.array([1, 1]), np.stack([1 - target_p, target_p], axis=1),
                        np.array([True, False]), np.array([True, True]), reference_index=np.array([0, 1]))
-    online = RmiaAttack("rmia").fit(knowledge).score(cands, knowledge)
+    online = RmiaAttack("rmia", tie_break=False).fit(knowledge).score(cands, knowledge)
     pr_z = p_true[:, 2].mean()                      # all models, online
     ratio_z = 0.6 / pr_z
     ratio_x = np.array([0.8 / p_true[:, 0].mean(), 0.3 / p_true[:, 1].mean()])
     np.testing.assert_array_equal(online, (ratio_x / ratio_z >= 1.0).astype(float))
     a = 0.3
-    off = RmiaAttack("off", online=False, gamma=1.2, a=a).fit(knowledge).score(cands, knowledge)
+    off = RmiaAttack("off", online=False, gamma=1.2, a=a, tie_break=False).fit(knowledge).score(cands, knowledge)
     out_mean = lambda j: p_true[~ref.in_mask[:, j], j].mean()  # noqa: E731
     approx = lambda j: 0.5 * ((1 + a) * out_mean(j) + 1 - a)  # noqa: E731
     lr = np.array([0.8 / approx(0), 0.3 / approx(1)]) / (0.6 / approx(2))
     np.testing.assert_array_equal(off, (lr >= 1.2).astype(float))
     assert off[0] == 1.0 and off[1] == 0.0
+
+
+def test_rmia_tie_break_orders_ties_and_keeps_decisions():
+    rng = np.random.default_rng(0)
+    n_z, n_x = 7, 300
+    ref = SimpleNamespace(in_mask=np.zeros((4, n_z), bool), classes=np.array([0, 1]),
+                          probabilities=np.stack([np.full((4, n_z + n_x), 0.5)] * 2, axis=-1))
+    pz = rng.uniform(0.05, 0.95, n_z)
+    knowledge = Knowledge(classes=np.array([0, 1]), reference=ref, population_index=np.arange(n_z),
+                          population_y=np.ones(n_z, int), population_target_probabilities=np.stack([1 - pz, pz], 1))
+    px = rng.uniform(0.0, 1.0, n_x)
+    cands = Candidates(np.zeros((n_x, 1)), np.ones(n_x, int), np.stack([1 - px, px], 1), np.ones(n_x, bool),
+                       np.ones(n_x, bool), reference_index=n_z + np.arange(n_x))
+    plain = RmiaAttack("p", online=False, tie_break=False, threshold=0.5).fit(knowledge)
+    broken = RmiaAttack("b", online=False, tie_break=True, threshold=0.5).fit(knowledge)
+    f, t = plain.score(cands, knowledge), broken.score(cands, knowledge)
+    # Ties on the fraction (only 8 values for 300 records) are broken in the order of p(x) ...
+    assert len(np.unique(f)) <= n_z + 1 and len(np.unique(t)) == n_x
+    assert np.array_equal(np.argsort(t, kind="stable"), np.argsort(px, kind="stable"))
+    # ... without crossing a step: the decisions at the threshold are the fraction's.
+    assert broken.threshold_ == 4 / 7
+    assert np.array_equal(f >= plain.threshold_, t >= broken.threshold_)
+    assert np.all((t - f >= 0) & (t - f < 1 / (2 * n_z)))
 
 
 # ---- the generalised shadow attack and the loss threshold -------------------------------------
