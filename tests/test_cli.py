@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -153,6 +154,8 @@ BAD_INPUT = [
     ("data.target_record.features.bmi_group=9", "data.target_record.features.bmi_group"),
     ("shadow.test_size=0.995", "shadow.test_size"),
     ("model=no_such_model", "model/no_such_model"),
+    ("attack=no_such_attack", "attack/no_such_attack"),
+    ("attack.shadow_lr.kind=lirra", "attack.shadow_lr.kind"),
 ]
 
 
@@ -164,6 +167,60 @@ def test_bad_input_is_one_line_naming_the_key(tmp_path, override, key):
     assert len(lines) == 1, proc.stderr
     assert lines[0].startswith("error: ") and key in lines[0]
     assert "Traceback" not in proc.stderr + proc.stdout
+
+
+@pytest.mark.parametrize("overrides,key", [
+    (["attack=[lira,rmia]", "reference.n_models=3"], "reference.n_models"),
+    (["attack=lira", "model.probability=false"], "model.probability"),
+    # 2 + 2 shadow rows, offline: the pool allows 2 x 2 = 4 distinct stratified halves.
+    (["attack=lira_offline", "reference.include_candidates=false", "shadow.size_per_class=2", "shadow.stratify=true",
+      "reference.n_models=6"], "reference.n_models"),
+])
+def test_attack_bad_input_is_one_line_naming_the_key(tmp_path, overrides, key):
+    proc = run_cli(["tracking=none", *overrides], cwd=tmp_path)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"error: {key}: "), proc.stderr
+
+
+def test_attack_suite_logs_every_attack_and_reuses_cached_reference_models(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    args = ["attack=suite", "reference.n_models=8", "attack.worst_case.n_repeats=1", f"tracking.uri={uri}"]
+    proc = run_cli(args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    first = json.loads((_only_output_dir(tmp_path / "outputs") / "summary.json").read_text())
+    names = ["shadow_lr", "loss_threshold", "lira", "lira_offline", "rmia", "rmia_offline", "worst_case"]
+    assert list(first["attacks"]) == names and first["reference"]["from_cache"] is False
+    assert first["attack"]["name"] in names and first["target_record"]["attack"] == first["attack"]["name"]
+    cached = list((tmp_path / ".mia_cache" / "reference").glob("*.joblib"))
+    assert [c.stem for c in cached] == [first["reference"]["cache_key"]]
+
+    client = _client(uri)
+    run = client.get_run(first["mlflow"]["run_id"])
+    m = run.data.metrics
+    for name in names:
+        assert m[f"attacks/{name}/auc"] == pytest.approx(first["attacks"][name]["auc"])
+        assert m[f"attacks/{name}/epsilon_lower_bound"] == pytest.approx(first["attacks"][name]["epsilon_lower_bound"])
+        assert m[f"target_record/attacks/{name}/score"] == pytest.approx(first["target_record"]["attacks"][name]["score"])
+    assert m["attacks/lira/reference_models"] == 8.0 and m["attack/auc"] == pytest.approx(first["attack"]["auc"])
+    assert m["attacks/lira/tpr_at_fpr_0.001_resolved"] == 0.0
+    arts = _artifacts(client, run.info.run_id, "plots")
+    assert {"plots/attack_roc.png", *(f"plots/scores_{n}.png" for n in names)} <= arts
+    assert run.data.tags["mia.attack"] == ",".join(names)
+
+    # The same configuration again: the reference models come from the cache, numbers identical.
+    shutil.rmtree(tmp_path / "outputs")
+    proc = run_cli(args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    again = json.loads((_only_output_dir(tmp_path / "outputs") / "summary.json").read_text())
+    assert again["reference"]["from_cache"] is True
+    assert again["attacks"] == first["attacks"] and again["target_record"] == first["target_record"]
+    # Another target recipe: another key, trained afresh.
+    shutil.rmtree(tmp_path / "outputs")
+    proc = run_cli([*args, "model.gamma=2.5"], cwd=tmp_path)
+    third = json.loads((_only_output_dir(tmp_path / "outputs") / "summary.json").read_text())
+    assert third["reference"]["from_cache"] is False and third["reference"]["cache_key"] != first["reference"]["cache_key"]
+    assert len(list((tmp_path / ".mia_cache" / "reference").glob("*.joblib"))) == 2
 
 
 def test_same_config_twice_same_summary_and_no_store_without_tracking(tmp_path):
