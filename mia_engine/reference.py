@@ -52,21 +52,30 @@ log = logging.getLogger("mia_engine")
 #: Bumped when the layout of a cache entry changes, so old entries stop matching.
 CACHE_FORMAT = "mia-engine-reference-v1"
 
-#: The joblib backend used unless the caller names one. Threads won on 2 cores (64 SVC models
-#: with probability=True on 250 rows, each queried on 600 rows; medians of repeated runs):
-#: first call in a fresh process ~1.2-1.4 s with threads or serially (mostly importing
-#: scikit-learn) against ~2.3-3.3 s with loky, whose workers start up and import scikit-learn
-#: again; warm calls ~0.25-0.4 s with threads or loky against ~0.4 s serially. Estimators whose
-#: fit holds the GIL (pure Python) scale better on processes: pass backend="loky" for those.
+#: The joblib backend used unless the caller names one. Measured on 2 cores (64 SVC models with
+#: probability=True on 250 pool rows, each queried on 600 rows; ranges over 6 fresh processes):
+#:
+#: ============  ==========================  ===========
+#: backend       first call in a process     later calls
+#: ============  ==========================  ===========
+#: n_jobs=1      1.25-1.31 s                 0.39-0.41 s
+#: threading, 2  1.07-1.29 s                 0.24-0.35 s
+#: loky, 2       2.30-4.20 s                 0.22-0.55 s
+#: ============  ==========================  ===========
+#:
+#: About 1 s of every first call is importing scikit-learn; loky's workers start up and import
+#: it again, which threads avoid. libsvm releases the GIL while fitting and predicting, so
+#: threads overlap even though the fits themselves take turns (see :data:`_NATIVE_RNG_LOCK`).
+#: Estimators whose fit holds the GIL (pure Python) scale better on processes: pass "loky".
 DEFAULT_BACKEND = "threading"
 
 # libsvm (SVC, NuSVC, ...) and liblinear (LinearSVC, LogisticRegression(solver="liblinear"))
 # draw their random numbers from one C-level generator per process, which they re-seed at the
 # start of each fit and then use with the GIL released. Two threads fitting such models at once
-# interleave their draws, so the result depends on timing (observed: 1 run in 5 of the
-# benchmark gave different probabilities without this lock). Fits of those models therefore
-# hold this lock; their predict_proba calls still overlap. In a process worker it is never
-# contended.
+# interleave their draws, so the result depends on timing: without this lock, 1 of 20 repeated
+# 64-model runs on 2 threads gave probabilities different from the serial run. Fits of those
+# models therefore hold this lock; their predict_proba calls still overlap. In a process worker
+# it is never contended.
 _NATIVE_RNG_LOCK = threading.Lock()
 
 
@@ -411,8 +420,9 @@ def train_reference_models(model_node: Mapping, model_key: str, X_pool, y_pool, 
     It is fitted on the pool rows of its half (:func:`halves` with ``seed``) and queried with
     ``predict_proba`` on the pool rows followed by ``X_extra``.
 
-    The fits run through joblib (``n_jobs``, ``backend``). The result does not depend on either:
-    the same inputs give bit-identical probabilities serially, on threads or on processes.
+    The fits run through joblib (``n_jobs``, ``backend``; the default backend is
+    :data:`DEFAULT_BACKEND`, "threading"). The result does not depend on either: the same inputs
+    give bit-identical probabilities serially, on threads or on processes.
 
     ``progress``: None shows a tqdm bar on stderr if stderr is a terminal; True always shows it;
     False never. Either way one INFO line is logged (logger ``mia_engine``) when training starts
@@ -425,6 +435,10 @@ def train_reference_models(model_node: Mapping, model_key: str, X_pool, y_pool, 
     rebuilt with a warning; a file that cannot be written is only a warning. Cache files are
     pickles: keep the directory private to people whose files you would run.
     """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        # None would draw fresh halves on every call under one cache key
+        raise ConfigError("reference.seed", f"must be a non-negative integer, got {seed!r}")
+    seed = int(seed)
     node = _plain(model_node, "model_node")
     if not isinstance(node, dict):
         raise ConfigError(model_key, "the model node must be a mapping with a _target_")

@@ -1,0 +1,383 @@
+"""Reference models: the halves they train on, reproducible parallel fitting, the on-disk cache."""
+
+from __future__ import annotations
+
+import logging
+import math
+from itertools import combinations
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mia_engine import reference as R
+from mia_engine.errors import ConfigError
+from mia_engine.reference import halves, max_distinct_halves, train_reference_models
+
+SVC_NODE = {"_target_": "sklearn.svm.SVC", "C": 1.0, "gamma": 3.0, "probability": True, "random_state": 12}
+KNN1_NODE = {"_target_": "sklearn.neighbors.KNeighborsClassifier", "n_neighbors": 1}
+
+
+def tabular(n_pool=60, n_extra=20, seed=0):
+    """Rows like the project's: small integer features, an age column, binary labels."""
+    rng = np.random.default_rng(seed)
+    n = n_pool + n_extra
+    X = np.column_stack([rng.integers(0, 2, n), rng.integers(0, 2, n), rng.integers(0, 3, n),
+                         rng.integers(0, 4, n), rng.integers(20, 90, n), rng.integers(0, 2, n)]).astype(float)
+    y = ((X[:, 4] > 50) ^ (X[:, 0] == 1) ^ (rng.random(n) < 0.2)).astype(int)
+    y[:2] = [0, 1]  # both classes in the pool whatever the draw
+    return X[:n_pool], y[:n_pool], X[n_pool:]
+
+
+@pytest.fixture(scope="module")
+def data():
+    return tabular()
+
+
+def train(data, **kw):
+    X, y, Xe = data
+    args = dict(n_models=4, seed=3, n_jobs=1, progress=False)
+    args.update(kw)
+    node = args.pop("model_node", SVC_NODE)
+    return train_reference_models(node, "model", X, y, Xe, **args)
+
+
+# --------------------------------------------------------------------------------------------
+# halves
+
+
+Y3 = np.array([0] * 7 + [1] * 10 + [2] * 5)  # odd, even, odd class sizes
+
+
+def test_every_row_is_in_for_half_of_an_even_number_of_models():
+    masks = halves(Y3, 8, seed=1)
+    assert masks.shape == (8, len(Y3)) and masks.dtype == bool
+    assert (masks.sum(axis=0) == 4).all()
+
+
+def test_models_come_in_complementary_pairs():
+    masks = halves(Y3, 6, seed=2)
+    assert np.array_equal(masks[1::2], ~masks[0::2])
+
+
+def test_every_half_holds_every_class_with_floor_ceil_sizes():
+    masks = halves(Y3, 10, seed=3)
+    for m, mask in enumerate(masks):
+        counts = [int(mask[Y3 == c].sum()) for c in (0, 1, 2)]
+        # Even-numbered models: floor in the 1st odd-sized class, ceil in the 2nd; partners the rest.
+        assert counts == ([3, 5, 3] if m % 2 == 0 else [4, 5, 2])
+
+
+def test_an_odd_number_of_models_ends_with_an_unpaired_half():
+    masks = halves(Y3, 5, seed=4)
+    assert np.array_equal(masks[1:4:2], ~masks[0:4:2])
+    last = masks[4]
+    assert [int(last[Y3 == c].sum()) for c in (0, 1, 2)] == [3, 5, 3]
+    assert len({m.tobytes() for m in masks}) == 5
+
+
+def test_same_seed_same_masks_other_seed_other_masks():
+    assert np.array_equal(halves(Y3, 8, seed=7), halves(Y3, 8, seed=7))
+    assert not np.array_equal(halves(Y3, 8, seed=7), halves(Y3, 8, seed=8))
+
+
+def test_halves_are_distinct_even_when_the_pool_allows_no_more():
+    y = np.array([0, 0, 0, 1, 1])  # 2 * comb(3,1) * comb(2,1) = 12 halves
+    for seed in range(5):
+        masks = halves(y, 12, seed=seed)
+        assert len({m.tobytes() for m in masks}) == 12
+        assert (masks.sum(axis=0) == 6).all()
+
+
+@pytest.mark.parametrize("counts, expected", [
+    ([2, 2], 4),         # {a1 b1 | a2 b2}, {a1 b2 | a2 b1}: a half's complement is a half
+    ([4], 6),            # comb(4, 2); complements are among them
+    ([3], 6),            # 3 singletons (even models) + their 3 complements (pairs)
+    ([2, 3], 12),        # 2 * comb(2,1) * comb(3,1)
+    ([4, 2], 12),        # comb(4,2) * comb(2,1)
+    ([5, 7], 2 * 10 * 35),
+    ([1, 5], 0),         # no half can hold the lone row's class on both sides
+    ({"a": 4, "b": 2}, 12),
+])
+def test_max_distinct_halves_small_cases(counts, expected):
+    assert max_distinct_halves(counts) == expected
+
+
+@pytest.mark.parametrize("counts", [[2, 2], [3], [2, 3], [4, 3]])
+def test_max_distinct_halves_matches_what_the_draw_produces(counts):
+    """All halves seen over many seeds = the formula, and each is a valid stratified half."""
+    y = np.repeat(np.arange(len(counts)), counts)
+    seen = set()
+    for seed in range(300):
+        for mask in halves(y, 2, seed=seed):
+            seen.add(mask.tobytes())
+    assert len(seen) == max_distinct_halves(counts)
+
+
+def test_max_distinct_halves_brute_force_for_one_even_class():
+    # Every 3-subset of 6 rows, each a valid half, and all reachable: comb(6, 3) = 20.
+    assert max_distinct_halves([6]) == len(list(combinations(range(6), 3))) == math.comb(6, 3)
+    assert len({m.tobytes() for m in halves(np.zeros(6, int), 20, seed=0)}) == 20
+
+
+def test_too_many_models_names_the_key_and_the_maximum():
+    y = np.array([0, 0, 0, 1, 1])
+    with pytest.raises(ConfigError) as e:
+        halves(y, 13, seed=0)
+    assert e.value.key == "reference.n_models"
+    assert "at most 12" in e.value.message
+    with pytest.raises(ConfigError) as e:
+        halves(y, 13, seed=0, key="attack.reference.n_models")
+    assert e.value.key == "attack.reference.n_models"
+
+
+def test_a_class_with_one_row_is_an_error():
+    y = np.array([0, 0, 0, 0, 1])
+    with pytest.raises(ConfigError) as e:
+        halves(y, 2, seed=0)
+    assert e.value.key == "reference.n_models"
+    assert "at least 2 rows" in e.value.message and "1 row" in e.value.message
+
+
+def test_zero_models_is_an_error():
+    with pytest.raises(ConfigError, match="at least 1"):
+        halves(Y3, 0, seed=0)
+
+
+# --------------------------------------------------------------------------------------------
+# training
+
+
+def test_serial_processes_and_threads_give_bit_identical_probabilities(data):
+    serial = train(data, n_models=6, n_jobs=1, keep_models=False)
+    loky = train(data, n_models=6, n_jobs=2, backend="loky", keep_models=False)
+    threads = train(data, n_models=6, n_jobs=2, backend="threading", keep_models=False)
+    assert np.array_equal(serial.probabilities, loky.probabilities)
+    assert np.array_equal(serial.probabilities, threads.probabilities)
+    assert np.array_equal(serial.in_mask, loky.in_mask) and np.array_equal(serial.in_mask, threads.in_mask)
+    # not trivially equal: the models differ from one another
+    assert not np.array_equal(serial.probabilities[0], serial.probabilities[1])
+
+
+def test_shapes_classes_and_rows_summing_to_one(data):
+    X, y, Xe = data
+    rs = train(data, n_models=4)
+    assert rs.probabilities.shape == (4, len(X) + len(Xe), 2)
+    assert rs.in_mask.shape == (4, len(X))
+    assert rs.classes.tolist() == [0, 1]
+    assert np.allclose(rs.probabilities.sum(axis=2), 1.0)
+    assert rs.from_cache is False and len(rs.key) == 64 and rs.models is not None and len(rs.models) == 4
+
+
+def test_each_model_is_the_recipe_on_its_half_queried_on_pool_then_extra_rows(data):
+    """Model m = SVC from the node with RandomState(SeedSequence(seed, spawn_key=(m,))), fit on its half."""
+    from sklearn.svm import SVC
+
+    from mia_engine.models import fit_model
+
+    X, y, Xe = data
+    rs = train(data, n_models=4, seed=5)
+    for m in range(4):
+        params = {k: v for k, v in SVC_NODE.items() if k != "_target_"}
+        params["random_state"] = R.model_random_state(5, m)
+        est = fit_model(SVC(**params), X[rs.in_mask[m]], y[rs.in_mask[m]], "model")
+        assert np.array_equal(rs.probabilities[m, :len(X)], est.predict_proba(X))
+        assert np.array_equal(rs.probabilities[m, len(X):], est.predict_proba(Xe))
+        assert np.array_equal(rs.models[m].support_vectors_, est.support_vectors_)
+
+
+def test_per_model_random_states_differ():
+    a, b = R.model_random_state(5, 0), R.model_random_state(5, 1)
+    assert a.randint(2**31) != b.randint(2**31)
+    assert R.model_random_state(5, 0).randint(2**31) == R.model_random_state(5, 0).randint(2**31)
+
+
+def test_a_memorising_model_is_certain_on_its_in_rows():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(50, 6))  # continuous: no two rows coincide
+    y = np.repeat([0, 1], 25)
+    Xe = rng.normal(size=(10, 6))
+    rs = train_reference_models(KNN1_NODE, "model", X, y, Xe, n_models=4, seed=0, n_jobs=1, progress=False)
+    col = np.searchsorted(rs.classes, y)
+    p_true = rs.probabilities[:, np.arange(len(y)), col]  # (n_models, n_pool)
+    assert (p_true[rs.in_mask] == 1.0).all()
+    assert (p_true[~rs.in_mask] < 1.0).any()  # and the OUT rows are not all right
+    assert rs.probabilities.shape == (4, 60, 2)
+
+
+@pytest.mark.parametrize("seed", [None, -1, 1.5])
+def test_the_seed_must_be_a_non_negative_integer(data, seed):
+    with pytest.raises(ConfigError) as e:
+        train(data, seed=seed)
+    assert e.value.key == "reference.seed"
+
+
+def test_an_omegaconf_node_gives_the_same_models_and_key_as_a_dict(data):
+    from omegaconf import OmegaConf
+
+    plain = train(data)
+    omega = train(data, model_node=OmegaConf.create(SVC_NODE))
+    assert omega.key == plain.key
+    assert np.array_equal(omega.probabilities, plain.probabilities)
+
+
+def test_keep_models_false_keeps_none(data):
+    assert train(data, keep_models=False).models is None
+
+
+def test_a_model_without_probabilities_is_a_config_error(data):
+    node = dict(SVC_NODE, probability=False)
+    with pytest.raises(ConfigError) as e:
+        train(data, model_node=node)
+    assert e.value.key == "model.probability"
+
+
+def test_log_lines_without_progress_bar(data, caplog, capsys):
+    caplog.set_level(logging.INFO, logger="mia_engine")
+    train(data, n_models=4, progress=False)
+    messages = [r.getMessage() for r in caplog.records if r.name == "mia_engine"]
+    assert any(m.startswith("training 4 reference models on 1 worker (") for m in messages)
+    assert any(m.startswith("trained 4 reference models in ") and m.endswith(" s") for m in messages)
+    assert "reference models:" not in capsys.readouterr().err  # no bar
+
+
+def test_progress_true_draws_a_bar_on_stderr(data, capsys):
+    train(data, n_models=4, progress=True)
+    err = capsys.readouterr().err
+    assert "reference models:" in err and "0/4" in err
+
+
+def test_progress_none_draws_a_bar_only_on_a_terminal(data, capsys, monkeypatch):
+    import sys
+
+    train(data, n_models=4, progress=None)  # pytest's captured stderr is no terminal
+    assert "reference models:" not in capsys.readouterr().err
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    train(data, n_models=4, progress=None)
+    assert "reference models:" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------------
+# cache
+
+
+def files(d: Path):
+    return sorted(p.name for p in d.iterdir())
+
+
+def test_second_call_is_a_cache_hit(data, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="mia_engine")
+    cache = tmp_path / "not" / "yet"  # created on demand
+    first = train(data, cache_dir=cache, cache_parts={"population": "diabetes", "target_seed": 1})
+    assert files(cache) == [f"{first.key}.joblib"]
+    caplog.clear()
+    second = train(data, cache_dir=str(cache), cache_parts={"target_seed": 1, "population": "diabetes"})
+    assert second.from_cache and not first.from_cache
+    assert second.key == first.key
+    assert np.array_equal(second.probabilities, first.probabilities)
+    assert np.array_equal(second.in_mask, first.in_mask)
+    assert np.array_equal(second.classes, first.classes)
+    assert len(second.models) == 4
+    assert np.array_equal(second.models[2].predict_proba(data[2]), first.probabilities[2, len(data[0]):])
+    messages = [r.getMessage() for r in caplog.records]
+    assert f"reference models: cache hit {cache / (first.key + '.joblib')}" in messages
+    assert not any(m.startswith("training") for m in messages)
+
+
+def _changed_x(data):
+    X, y, Xe = data
+    X = X.copy()
+    X[10, 4] += 1
+    return X, y, Xe
+
+
+@pytest.mark.parametrize("change", ["gamma", "seed", "n_models", "X_pool", "cache_parts", "X_extra"])
+def test_any_change_misses_the_cache(data, tmp_path, change):
+    base = dict(cache_dir=tmp_path, cache_parts={"population": "diabetes"})
+    first = train(data, **base)
+    changed = dict(base)
+    d = data
+    if change == "gamma":
+        changed["model_node"] = dict(SVC_NODE, gamma=2.0)
+    elif change == "seed":
+        changed["seed"] = 4
+    elif change == "n_models":
+        changed["n_models"] = 6
+    elif change == "X_pool":
+        d = _changed_x(data)
+    elif change == "X_extra":
+        d = (data[0], data[1], data[2][:-1])
+    else:
+        changed["cache_parts"] = {"population": "diabetes", "target_seed": 2}
+    second = train(d, **changed)
+    assert not second.from_cache
+    assert second.key != first.key
+    assert len(files(tmp_path)) == 2
+
+
+def test_a_corrupted_cache_file_is_rebuilt_with_a_warning(data, tmp_path, caplog):
+    first = train(data, cache_dir=tmp_path)
+    path = tmp_path / f"{first.key}.joblib"
+    path.write_bytes(b"not a joblib file")
+    caplog.set_level(logging.INFO, logger="mia_engine")
+    again = train(data, cache_dir=tmp_path)
+    assert not again.from_cache
+    assert np.array_equal(again.probabilities, first.probabilities)
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings and str(path) in warnings[0].getMessage()
+    assert train(data, cache_dir=tmp_path).from_cache  # rewritten
+
+
+def test_an_entry_with_another_key_is_not_used(data, tmp_path, caplog):
+    other = train(data, cache_dir=tmp_path, seed=9)
+    mine_key = train(data, seed=3).key
+    (tmp_path / f"{other.key}.joblib").rename(tmp_path / f"{mine_key}.joblib")
+    caplog.set_level(logging.WARNING, logger="mia_engine")
+    rs = train(data, cache_dir=tmp_path, seed=3)
+    assert not rs.from_cache
+    assert "stored key" in caplog.text
+
+
+def test_an_uncreatable_cache_dir_is_a_config_error(data, tmp_path):
+    blocker = tmp_path / "plain-file"
+    blocker.write_text("x")
+    with pytest.raises(ConfigError) as e:
+        train(data, cache_dir=blocker / "cache")
+    assert e.value.key == "reference.cache_dir"
+    with pytest.raises(ConfigError) as e:
+        train(data, cache_dir=blocker)
+    assert e.value.key == "reference.cache_dir"
+
+
+def test_a_failed_write_is_a_warning_and_keeps_the_result(data, tmp_path, caplog, monkeypatch):
+    import joblib
+
+    def refuse(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(joblib, "dump", refuse)
+    caplog.set_level(logging.WARNING, logger="mia_engine")
+    rs = train(data, cache_dir=tmp_path)
+    assert rs.probabilities.shape[0] == 4 and not rs.from_cache
+    assert "could not write the cache file" in caplog.text
+    assert files(tmp_path) == []  # no temp file left behind
+
+
+def test_an_entry_without_models_is_retrained_when_models_are_wanted(data, tmp_path):
+    lean = train(data, cache_dir=tmp_path, keep_models=False)
+    assert lean.models is None
+    hit = train(data, cache_dir=tmp_path, keep_models=False)
+    assert hit.from_cache and hit.models is None
+    full = train(data, cache_dir=tmp_path, keep_models=True)
+    assert not full.from_cache and len(full.models) == 4
+    assert train(data, cache_dir=tmp_path, keep_models=True).from_cache
+
+
+def test_cache_key_is_order_insensitive_and_rejects_what_it_cannot_describe(data):
+    X, y, Xe = data
+    k1 = R.cache_key(SVC_NODE, 4, 3, X, y, Xe, {"a": 1, "b": [1, 2]})
+    k2 = R.cache_key(dict(reversed(list(SVC_NODE.items()))), 4, 3, X, y, Xe, {"b": (1, 2), "a": np.int64(1)})
+    assert k1 == k2
+    assert R.cache_key(SVC_NODE, 4, 3, X.astype(np.float32), y, Xe) != R.cache_key(SVC_NODE, 4, 3, X, y, Xe)
+    with pytest.raises(TypeError, match="cache_parts.thing"):
+        R.cache_key(SVC_NODE, 4, 3, X, y, Xe, {"thing": object()})
