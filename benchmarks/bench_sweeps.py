@@ -5,7 +5,7 @@
 Each variant runs in its own temporary directory against the embedded SQLite store (warmed by
 one untimed single run). Needs the `sweep` extra. Prints a Markdown table.
 Target (issue 3): joblib at least 1.6x faster than basic on 2 cores; a job inside a sweep costs
-little more than its own computation. Three scenario sizes show where joblib's fixed cost (each
+little more than its own computation. Four scenario sizes show where joblib's fixed cost (each
 worker process imports Hydra, scikit-learn, Matplotlib and MLflow: ~3 s) stops dominating.
 """
 
@@ -32,6 +32,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--jobs", type=int, default=16)
     ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--sizes", default="", help="comma-separated indices of the sizes to run (default: all)")
     args = ap.parse_args()
     gammas = ",".join(f"{10 ** (-3 + 4 * i / (args.jobs - 1)):.4g}" for i in range(args.jobs))
     sizes = {
@@ -42,7 +43,12 @@ def main() -> None:
         "30x rows (5970+1 target, 6000 shadow)": ["data.classes.responders.size=2970",
                                                   "data.classes.non_responders.size=3000",
                                                   "shadow.size_per_class=3000"],
+        "60x rows (11940+1 target, 12000 shadow)": ["data.classes.responders.size=5970",
+                                                    "data.classes.non_responders.size=6000",
+                                                    "shadow.size_per_class=6000"],
     }
+    if args.sizes:
+        sizes = {k: v for i, (k, v) in enumerate(sizes.items()) if str(i) in args.sizes.split(",")}
     launchers = {
         "basic launcher": [],
         "joblib, 2 workers": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],

@@ -16,10 +16,12 @@ from typing import Any, Iterable, Mapping, Sequence
 # and what the model is worth.
 KEY_METRICS = (
     "target_record/membership_probability",
+    "target_record/score",
     "attack/auc",
     "attack/tpr_at_fpr_0.01",
     "attack/tpr_at_fpr_0.1",
     "attack/advantage",
+    "attack/epsilon_lower_bound",
     "target/train_accuracy",
     "target/test_accuracy",
 )
