@@ -46,6 +46,7 @@ def run_job(cfg) -> float | None:
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
+    from .game import format_game, play_game, prepare_game, write_game_outputs
     from .outputs import write_json, write_run_outputs
     from .report import format_report
     from .scenario import execute_scenario, prepare_scenario
@@ -95,10 +96,15 @@ def run_job(cfg) -> float | None:
     tracking_error = None
     try:
         plan = prepare_scenario(resolved, launch_dir)
+        game_plan = prepare_game(resolved, plan)
         if session is not None:
             session.open()  # returns at once with a background helper
         result = execute_scenario(plan)
         written = write_run_outputs(result, out_dir, datasets=tracking["log_datasets"], models=tracking["log_models"])
+        game = None
+        if game_plan is not None:
+            game = play_game(plan, game_plan)
+            written.update(write_game_outputs(game, out_dir))
         if session is not None:
             try:
                 session.wait_open()
@@ -107,6 +113,8 @@ def run_job(cfg) -> float | None:
                 log.error("%s; continuing without tracking, outputs go to %s", e, out_dir)
 
         summary = result.summary()
+        if game is not None:
+            summary["game"] = game.summary()
         summary["mlflow"] = {
             "run_id": session.run_id if session else None,
             "experiment_id": session.experiment_id if session else None,
@@ -116,7 +124,10 @@ def run_job(cfg) -> float | None:
             summary["mlflow"]["error"] = str(tracking_error)
         write_json(out_dir / "summary.json", summary)
         (out_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(resolved))
-        log.info("scenario %s\n%s", run_name, format_report(summary, _model_label(resolved["model"]), str(out_dir)))
+        report = format_report(summary, _model_label(resolved["model"]), str(out_dir))
+        if game is not None:
+            report += "\n" + format_game(game)
+        log.info("scenario %s\n%s", run_name, report)
 
         returned = objective_values(summary, objectives)  # a bad key fails the run here, before logging
         if session is not None:

@@ -55,6 +55,7 @@ class Knowledge:
     # Reference query-row indices and labels of the attacker's population rows (RMIA's z),
     # with the target's probabilities on them.
     population_index: np.ndarray | None = None
+    population_X: np.ndarray | None = None
     population_y: np.ndarray | None = None
     population_target_probabilities: np.ndarray | None = None
 

@@ -209,6 +209,29 @@ class AuditConfig:
 
 
 @dataclass
+class GameRecordConfig:
+    label: int = MISSING
+    features: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class EvaluationConfig:
+    """single_run: the scenario once. individual_game: T trials of fresh data, each named
+    record IN with probability `inclusion_probability`; see mia_engine/game.py."""
+
+    mode: str = "single_run"
+    n_trials: int = 100
+    seed: int = 2024
+    inclusion_probability: float = 0.5
+    include_target_record: bool = True       # data.target_record plays too
+    records: Optional[Dict[str, GameRecordConfig]] = None  # evaluation.records=null: only the target record
+    fpr_levels: List[float] = field(default_factory=lambda: [0.01, 0.1])
+    n_jobs: int = -1
+    backend: str = "loky"
+    replay_trial: Optional[int] = None       # play only this trial (same score as inside the game)
+
+
+@dataclass
 class TrackingConfig:
     enabled: bool = True
     # null: $MLFLOW_TRACKING_URI if set, else sqlite:///<launch dir>/mlflow.db.
@@ -241,5 +264,5 @@ def register_configs() -> None:
                        ("attack_shadow_lr", ShadowLRConfig), ("attack_loss_threshold", LossThresholdConfig),
                        ("attack_lira", LiraConfig), ("attack_rmia", RmiaConfig),
                        ("attack_worst_case", WorstCaseConfig), ("reference", ReferenceConfig),
-                       ("audit", AuditConfig), ("tracking", TrackingConfig)):
+                       ("audit", AuditConfig), ("evaluation", EvaluationConfig), ("tracking", TrackingConfig)):
         cs.store(group="schema", name=name, node=node)

@@ -93,3 +93,30 @@ def score_histogram(result, attack, path: Path) -> Path:
     ax.legend(loc="upper center", fontsize="small")
     fig.savefig(path, dpi=100)
     return path
+
+
+def game_scores(result, record: str, attack: str, path: Path) -> Path:
+    """The individual game: the attack's score for one record over the trials, IN vs OUT,
+    with the single run's score (the scenario's own target) marked."""
+    rows = [r for r in result.trials if r["record"] == record and r["attack"] == attack]
+    ins = np.array([r["score"] for r in rows if r["included"]])
+    outs = np.array([r["score"] for r in rows if not r["included"]])
+    m = result.metrics[record][attack]
+    single = result.single_run[record][attack]
+    fig, ax = _figure()
+    both = np.concatenate([ins, outs, [single]])
+    finite = both[np.isfinite(both)]
+    lo, hi = float(finite.min()), float(finite.max())
+    bins = np.linspace(lo, hi if hi > lo else lo + 1.0, 31)
+    ax.hist(np.clip(ins, lo, hi), bins=bins, alpha=0.6, color="tab:red", label=f"IN ({len(ins)} trials)")
+    ax.hist(np.clip(outs, lo, hi), bins=bins, alpha=0.6, color="tab:blue", label=f"OUT ({len(outs)} trials)")
+    ax.axvline(result.thresholds[attack], color="grey", linestyle=":",
+               label=f"decision threshold {result.thresholds[attack]:.3g}")
+    ax.axvline(min(max(single, lo), hi), color="black", linestyle="--", label=f"single run: {single:.3g}")
+    ax.set_xlabel(result.score_labels[attack])
+    ax.set_ylabel("trials")
+    ax.set_title(f"{record} · {attack}: AUC {m.auc:.3f} [{m.auc_ci[0]:.3f}, {m.auc_ci[1]:.3f}], "
+                 f"accuracy {m.accuracy:.2f}", fontsize="medium")
+    ax.legend(loc="upper center", fontsize="small")
+    fig.savefig(path, dpi=100)
+    return path

@@ -37,7 +37,6 @@ import math
 import os
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,19 +64,9 @@ CACHE_FORMAT = "mia-engine-reference-v1"
 #:
 #: About 1 s of every first call is importing scikit-learn; loky's workers start up and import
 #: it again, which threads avoid. libsvm releases the GIL while fitting and predicting, so
-#: threads overlap even though the fits themselves take turns (see :data:`_NATIVE_RNG_LOCK`).
+#: threads overlap even though the fits themselves take turns (see ``mia_engine.models.fit_model``).
 #: Estimators whose fit holds the GIL (pure Python) scale better on processes: pass "loky".
 DEFAULT_BACKEND = "threading"
-
-# libsvm (SVC, NuSVC, ...) and liblinear (LinearSVC, LogisticRegression(solver="liblinear"))
-# draw their random numbers from one C-level generator per process, which they re-seed at the
-# start of each fit and then use with the GIL released. Two threads fitting such models at once
-# interleave their draws, so the result depends on timing: without this lock, 1 of 20 repeated
-# 64-model runs on 2 threads gave probabilities different from the serial run. Fits of those
-# models therefore hold this lock; their predict_proba calls still overlap. In a process worker
-# it is never contended.
-_NATIVE_RNG_LOCK = threading.Lock()
-
 
 @dataclass
 class ReferenceSet:
@@ -260,20 +249,6 @@ def model_random_state(seed: int, m: int) -> np.random.RandomState:
     return np.random.RandomState(np.random.MT19937(np.random.SeedSequence(seed, spawn_key=(m,))))
 
 
-def _uses_native_rng(est) -> bool:
-    """Whether fitting ``est`` (or an estimator inside it) draws from libsvm's/liblinear's global RNG."""
-    from sklearn.base import BaseEstimator
-
-    found = [est] + [v for v in est.get_params(deep=True).values() if isinstance(v, BaseEstimator)]
-    for e in found:
-        module = type(e).__module__
-        if module.startswith("sklearn.svm"):
-            return True
-        if type(e).__name__ == "LogisticRegression" and getattr(e, "solver", None) == "liblinear":
-            return True
-    return False
-
-
 def _fit_one(m: int, model_node: dict, model_key: str, seed: int, X_train: np.ndarray, y_train: np.ndarray,
              X_query: np.ndarray, keep_model: bool):
     """Build, fit and query reference model ``m``; runs in a joblib worker (thread or process)."""
@@ -283,11 +258,7 @@ def _fit_one(m: int, model_node: dict, model_key: str, seed: int, X_train: np.nd
     if "random_state" in est.get_params(deep=False):
         est.set_params(random_state=model_random_state(seed, m))
     require_probabilities(est, model_key)
-    if _uses_native_rng(est):
-        with _NATIVE_RNG_LOCK:
-            fit_model(est, X_train, y_train, model_key)
-    else:
-        fit_model(est, X_train, y_train, model_key)
+    fit_model(est, X_train, y_train, model_key)  # thread-safe for libsvm's shared RNG
     proba = np.asarray(est.predict_proba(X_query), dtype=np.float64)
     return proba, np.asarray(est.classes_), (est if keep_model else None)
 

@@ -412,6 +412,35 @@ def _shadow_models(plan: ScenarioPlan, first_model, shd: Sample, k: int) -> list
     return out
 
 
+def attach_reference(plan: ScenarioPlan, knowledge, candidates, shd: Sample, target_model) -> dict[str, Any]:
+    """Train (or load) the shared reference models and wire them into ``knowledge`` and
+    ``candidates``. The pool is the attacker's rows, plus the records being scored when
+    ``reference.include_candidates``; the scored records are query rows either way."""
+    from .reference import train_reference_models
+
+    ref = plan.reference_node
+    X_c, y_c = candidates.X, candidates.y
+    pool_has_candidates = bool(ref["include_candidates"])
+    X_pool = np.vstack([shd.X, X_c]) if pool_has_candidates else shd.X
+    y_pool = np.concatenate([shd.y, y_c]) if pool_has_candidates else shd.y
+    X_extra = np.empty((0, shd.X.shape[1])) if pool_has_candidates else X_c
+    settings = {k: v for k, v in ref.items() if k not in ("n_jobs", "backend", "progress", "cache", "cache_dir")}
+    reference = train_reference_models(
+        dict(plan.shadow_node), plan.shadow_key, X_pool, y_pool, X_extra,
+        n_models=int(ref["n_models"]), seed=int(ref["seed"]), n_jobs=int(ref["n_jobs"]),
+        backend=str(ref["backend"]), cache_dir=plan.cache_dir,
+        cache_parts={"reference": settings, **(plan.population_config or {})},
+        progress=ref.get("progress"), keep_models=True)
+    knowledge.reference = reference
+    candidates.reference_index = len(shd.y) + np.arange(len(y_c))
+    knowledge.population_index = np.arange(len(shd.y))
+    knowledge.population_y = shd.y
+    knowledge.population_X = shd.X
+    knowledge.population_target_probabilities = target_model.predict_proba(shd.X)
+    return {"n_models": int(ref["n_models"]), "pool_rows": int(len(y_pool)),
+            "from_cache": bool(reference.from_cache), "cache_key": reference.key}
+
+
 def _strongest(attacks: Mapping[str, AttackResult], fpr_levels) -> str:
     """The attack with the highest TPR at the lowest FPR level the audit resolves, then AUC."""
     names = list(attacks)
@@ -492,28 +521,7 @@ def execute_scenario(plan: ScenarioPlan) -> ScenarioResult:
     knowledge = Knowledge(classes=classes, shadow_models=shadows)
     reference_info = None
     if has_candidates and any(a.needs_reference for a in attacks.values()):
-        from .reference import train_reference_models
-
-        ref = plan.reference_node
-        pool_has_candidates = bool(ref["include_candidates"])
-        X_pool = np.vstack([shd.X, X_c]) if pool_has_candidates else shd.X
-        y_pool = np.concatenate([shd.y, y_c]) if pool_has_candidates else shd.y
-        X_extra = np.empty((0, shd.X.shape[1])) if pool_has_candidates else X_c
-        reference = train_reference_models(
-            dict(plan.shadow_node), plan.shadow_key, X_pool, y_pool, X_extra,
-            n_models=int(ref["n_models"]), seed=int(ref["seed"]), n_jobs=int(ref["n_jobs"]),
-            backend=str(ref["backend"]), cache_dir=plan.cache_dir,
-            cache_parts={"reference": {k_: v for k_, v in ref.items() if k_ not in ("n_jobs", "backend", "progress",
-                                                                                   "cache", "cache_dir")},
-                         **(plan.population_config or {})},
-            progress=ref.get("progress"), keep_models=True)
-        knowledge.reference = reference
-        candidates.reference_index = len(shd.y) + np.arange(len(y_c))
-        knowledge.population_index = np.arange(len(shd.y))
-        knowledge.population_y = shd.y
-        knowledge.population_target_probabilities = target_model.predict_proba(shd.X)
-        reference_info = {"n_models": int(ref["n_models"]), "pool_rows": int(len(y_pool)),
-                          "from_cache": bool(reference.from_cache), "cache_key": reference.key}
+        reference_info = attach_reference(plan, knowledge, candidates, shd, target_model)
 
     # ---- every attack: learn, score the records, audit -------------------------------------------
     record_result = None
