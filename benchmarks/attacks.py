@@ -108,7 +108,7 @@ def main() -> None:
                 for n in names}
         meeting = [n for n, (auc, tpr) in mean.items() if auc >= 0.95 and tpr >= 0.5]
         best = meeting[0] if meeting else max(names, key=lambda n: mean[n][1])
-        checks.append((f"gamma=3: an attack reaches AUC >= 0.95 and TPR@0.01 >= 0.5 — "
+        checks.append(("gamma=3: an attack reaches AUC >= 0.95 and TPR@0.01 >= 0.5 — "
                        + (", ".join(f"{n} {mean[n][0]:.3f} / {mean[n][1]:.3f}" for n in meeting) if meeting
                           else f"none; best {best} {mean[best][0]:.3f} / {mean[best][1]:.3f}"), bool(meeting)))
     if 0.1 in gammas:

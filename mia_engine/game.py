@@ -230,7 +230,7 @@ def play_game(plan, game: GamePlan) -> GameResult:
 
     from .attacks import Candidates, Knowledge
     from .metrics import attack_metrics
-    from .models import build_estimator, fit_model, random_state_from
+    from .models import fit_model
     from .scenario import _shadow_models, attach_reference
 
     start = time.perf_counter()
