@@ -295,10 +295,14 @@ class RmiaAttack(Attack):
             self.threshold_ = math.ceil(self.threshold * n_z - 1e-9) / n_z
         return self
 
-    def _marginal(self, knowledge, index, y):
+    def _marginal(self, knowledge, index, y, scored=True):
+        """Pr(.) for the records at ``index``. Online, the mean over all reference models (half
+        of them trained on a scored record); offline, the OUT models' mean corrected by ``a``.
+        Population rows z no model trained on (``scored=False``) are OUT everywhere: online
+        their Pr(z) is the plain mean, offline the same correction applies."""
         stats, in_mask = _reference_stats(knowledge, index, y, true_label_probability)
         if self.online:
-            if np.any(in_mask.sum(axis=0) == 0):
+            if scored and np.any(in_mask.sum(axis=0) == 0):
                 raise ConfigError(f"attack.{self.name}.online",
                                   "online RMIA needs reference models trained on the scored records: set "
                                   f"reference.include_candidates=true, or attack.{self.name}.online=false")
@@ -313,7 +317,8 @@ class RmiaAttack(Attack):
         px = true_label_probability(candidates.target_probabilities, candidates.y, self.classes_)
         ratio_x = px / np.maximum(self._marginal(knowledge, candidates.reference_index, candidates.y), _TINY)
         pz = true_label_probability(knowledge.population_target_probabilities, knowledge.population_y, self.classes_)
-        ratio_z = pz / np.maximum(self._marginal(knowledge, knowledge.population_index, knowledge.population_y), _TINY)
+        ratio_z = pz / np.maximum(self._marginal(knowledge, knowledge.population_index, knowledge.population_y,
+                                                 scored=False), _TINY)
         # LR(x, z) >= gamma  <=>  ratio_z <= ratio_x / gamma: count with one sorted search.
         ratio_z = np.sort(ratio_z)
         fraction = np.searchsorted(ratio_z, ratio_x / self.gamma, side="right") / len(ratio_z)

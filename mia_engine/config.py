@@ -189,6 +189,10 @@ class ReferenceConfig:
     # attacker's population rows plus the records it scores. false: population rows only
     # (offline attacks only).
     include_candidates: bool = True
+    # Whether the attacker's population rows (the shadow data) join the pool: auto adds them
+    # only when the scored records are fewer than twice the target's training rows, so a half
+    # is about the target's size; always; never.
+    pool_population: str = "auto"
     n_jobs: int = -1               # joblib workers; -1: all cores
     backend: str = "threading"
     cache: bool = True

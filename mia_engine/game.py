@@ -259,7 +259,7 @@ def play_game(plan, game: GamePlan) -> GameResult:
     in_base = np.array([rec is not None and rec.member and g.name == rec.name for g in game.records])
     base_cands = Candidates(X_r, y_r, target_model.predict_proba(X_r), in_base, np.ones(len(names), bool))
     if any(a.needs_reference for a in attacks.values()):
-        attach_reference(plan, knowledge, base_cands, shd, target_model)
+        attach_reference(plan, knowledge, base_cands, shd, target_model, len(y_base))
     for a in attacks.values():
         a.fit(knowledge)
     single = {n: {} for n in names}

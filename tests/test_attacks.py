@@ -92,8 +92,9 @@ def _ignoring():
 
 def test_suite_trains_reference_models_once_and_names_the_strongest(memorised, caplog):
     assert memorised.reference["n_models"] == 16 and memorised.reference["from_cache"] is False
-    # 60 + 60 shadow rows and the 121 + 121 scored records.
-    assert memorised.reference["pool_rows"] == 120 + 242
+    # The 121 + 121 scored records are twice the target's 121 rows: a half matches the
+    # target's size without the attacker's 60 + 60 population rows (pool_population=auto).
+    assert memorised.reference["pool_rows"] == 242 and memorised.reference["population_in_pool"] is False
     s = memorised.summary()
     assert set(s["attacks"]) == set(ALL)
     best = s["attack"]["name"]
