@@ -466,7 +466,7 @@ def population_in_pool(ref: Mapping[str, Any], n_candidates: int, n_target: int)
     scored records alone are fewer than twice the target's training rows, so that a half of
     the pool is about as large as the target's training set (reference models trained on
     more rows than the target are more confident on everything, which blunts online LiRA:
-    at gamma=3 its TPR at FPR 0.01 drops from about 0.8 to 0.6)."""
+    at gamma=3 its mean TPR at FPR 0.01 drops from 0.70 to 0.59)."""
     mode = ref.get("pool_population", "auto")
     if not ref["include_candidates"] or mode == "always":
         return True
