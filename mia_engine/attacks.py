@@ -181,8 +181,10 @@ class LossThresholdAttack(Attack):
             self.threshold_ = float(np.mean(s_in))
         else:  # best_accuracy: the cut between sorted scores that classifies most shadow rows right
             cuts = np.unique(np.concatenate([s_in, s_out]))
-            acc = [(np.sum(s_in >= t) + np.sum(s_out < t)) for t in cuts]
-            self.threshold_ = float(cuts[int(np.argmax(acc))])
+            # Correct calls at each cut: members at or above it, non-members below it.
+            correct = (len(s_in) - np.searchsorted(np.sort(s_in), cuts, side="left")
+                       + np.searchsorted(np.sort(s_out), cuts, side="left"))
+            self.threshold_ = float(cuts[int(np.argmax(correct))])
         return self
 
     def score(self, candidates, knowledge):

@@ -252,3 +252,21 @@ def test_loss_threshold_calibrations():
     fixed = run_scenario(compose_config(["tracking=none", "attack=[loss_threshold]",
                                          "attack.loss_threshold.threshold=-0.5"]))
     assert fixed.attacks["loss_threshold"].threshold == -0.5
+
+
+def test_loss_threshold_best_accuracy_by_hand():
+    from mia_engine.attacks import LossThresholdAttack, ShadowModel
+
+    # log p_true: members -0.1, -0.2, -0.9; non-members -0.3, -0.8, -1.5. The cut at -0.2
+    # calls 2 members right and all 3 non-members: 5 of 6, better than any other cut.
+    def probs(logp):
+        p = np.exp(np.asarray(logp))
+        return np.stack([1 - p, p], axis=1)
+
+    shadow = ShadowModel(None, None, np.ones(3, int), None, np.ones(3, int), probs([-0.1, -0.2, -0.9]),
+                         probs([-0.3, -0.8, -1.5]))
+    attack = LossThresholdAttack("lt", calibration="best_accuracy").fit(
+        Knowledge(classes=np.array([0, 1]), shadow_models=[shadow]))
+    assert attack.threshold_ == pytest.approx(-0.2)
+    mean = LossThresholdAttack("lt").fit(Knowledge(classes=np.array([0, 1]), shadow_models=[shadow]))
+    assert mean.threshold_ == pytest.approx(-0.4)
