@@ -76,7 +76,7 @@ class Candidates:
 
 class Attack:
     kind = ""
-    needs_shadow_models = 0
+    n_shadow_models = 0  # shadow models the attack learns from (shadow_lr, loss_threshold)
     needs_reference = False
     online = False
     score_is_probability = False
@@ -113,7 +113,6 @@ class ShadowLRAttack(Attack):
         self.classifier = classifier
         self.features = tuple(features)
         self.n_shadow_models = n_shadow_models
-        self.needs_shadow_models = n_shadow_models
         self.per_class = per_class
 
     def fit(self, knowledge):
@@ -165,7 +164,6 @@ class LossThresholdAttack(Attack):
         super().__init__(name, threshold)
         self.calibration = calibration
         self.n_shadow_models = n_shadow_models
-        self.needs_shadow_models = n_shadow_models
 
     def _log_p(self, probabilities, y):
         return np.log(np.maximum(true_label_probability(probabilities, y, self.classes_), _TINY))

@@ -61,6 +61,7 @@ class GamePlan:
 def prepare_game(cfg: Mapping[str, Any], plan) -> GamePlan | None:
     """Validate the ``evaluation`` node (None when the mode is a single run)."""
     from .population import parse_record
+    from .scenario import check_workers
 
     ev = cfg.get("evaluation") or {"mode": "single_run"}
     mode = ev.get("mode")
@@ -78,11 +79,7 @@ def prepare_game(cfg: Mapping[str, Any], plan) -> GamePlan | None:
     replay = ev.get("replay_trial")
     if replay is not None and not 0 <= replay < n:
         raise ConfigError("evaluation.replay_trial", f"trials are numbered 0 to {n - 1}, got {replay}")
-    if ev.get("n_jobs") == 0:
-        raise ConfigError("evaluation.n_jobs", "must be a positive number of workers or negative (-1: all cores), got 0")
-    if ev.get("backend") not in ("loky", "threading", "multiprocessing"):
-        raise ConfigError("evaluation.backend", f"unknown joblib backend {ev.get('backend')!r}; available: loky, "
-                                                "threading, multiprocessing")
+    check_workers(ev, "evaluation")
     levels = tuple(float(v) for v in ev.get("fpr_levels") or ())
     for i, level in enumerate(levels):
         if not 0.0 < level <= 1.0:
@@ -231,31 +228,23 @@ def play_game(plan, game: GamePlan) -> GameResult:
     from .attacks import Candidates, Knowledge
     from .metrics import attack_metrics
     from .models import fit_model
-    from .scenario import _shadow_models, attach_reference
+    from .scenario import _shadow_models, attach_reference, draw_target_and_shadow
 
     start = time.perf_counter()
     pop = plan.population
     target_model, shadow_model, attacks = plan.build_estimators()
-    # The scenario's own draws: the target rows (which the shadow draw follows on a shared
-    # stream) and the attacker's shadow data, exactly as a single run makes them.
-    sampler = pop.make_sampler()
-    base = sampler.draw("target", _draw_sizes(pop))
-    shadow_sampler = sampler if plan.shadow_population is pop else plan.shadow_population.make_sampler()
-    shd = shadow_sampler.draw("shadow", plan.shadow_sizes)
-
-    X_base, y_base = base.X, base.y
-    rec = pop.target_record
-    if rec is not None and rec.member:
-        X_base = np.vstack([X_base, np.asarray(rec.values, dtype=float)[None, :]])
-        y_base = np.append(y_base, rec.label)
+    # The scenario's own draws, exactly as a single run makes them: the attacker's shadow data,
+    # and the target that gives each record its single-run score.
+    _, X_base, y_base, shd = draw_target_and_shadow(plan)
     fit_model(target_model, X_base, y_base, "model")
 
     X_r = np.asarray([g.values for g in game.records], dtype=float)
     y_r = np.asarray([g.label for g in game.records])
     names = [g.name for g in game.records]
-    k = max([1] + [a.needs_shadow_models for a in attacks.values()])
+    k = max([1] + [a.n_shadow_models for a in attacks.values()])
     knowledge = Knowledge(classes=np.asarray(target_model.classes_), shadow_models=_shadow_models(plan, shadow_model,
                                                                                                   shd, k))
+    rec = pop.target_record
     in_base = np.array([rec is not None and rec.member and g.name == rec.name for g in game.records])
     base_cands = Candidates(X_r, y_r, target_model.predict_proba(X_r), in_base, np.ones(len(names), bool))
     if any(a.needs_reference for a in attacks.values()):

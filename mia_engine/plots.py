@@ -71,26 +71,32 @@ def attack_roc(result, path: Path) -> Path:
     return path
 
 
-def score_histogram(result, attack, path: Path) -> Path:
-    """One attack's scores, members vs non-members, with the individual's score marked."""
-    fig, ax = _figure()
-    both = np.concatenate([attack.member_scores, attack.nonmember_scores])
+def _scores_in_out(ax, ins, outs, labels, threshold, marked, marked_label, xlabel) -> None:
+    """Two score histograms on shared bins, the decision threshold and one score marked.
+    Infinite scores are left out of the range and clipped to its edges."""
+    both = np.concatenate([ins, outs, [marked] if marked is not None else []])
     finite = both[np.isfinite(both)]
     lo, hi = (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
     bins = np.linspace(lo, hi if hi > lo else lo + 1.0, 31)
-    ax.hist(np.clip(attack.member_scores, lo, hi), bins=bins, alpha=0.6, color="tab:red",
-            label=f"members ({len(attack.member_scores)})")
-    ax.hist(np.clip(attack.nonmember_scores, lo, hi), bins=bins, alpha=0.6, color="tab:blue",
-            label=f"fresh non-members ({len(attack.nonmember_scores)})")
-    ax.axvline(attack.threshold, color="grey", linestyle=":", label=f"decision threshold {attack.threshold:.3g}")
+    ax.hist(np.clip(ins, lo, hi), bins=bins, alpha=0.6, color="tab:red", label=labels[0])
+    ax.hist(np.clip(outs, lo, hi), bins=bins, alpha=0.6, color="tab:blue", label=labels[1])
+    ax.axvline(threshold, color="grey", linestyle=":", label=f"decision threshold {threshold:.3g}")
+    if marked is not None:
+        ax.axvline(min(max(marked, lo), hi), color="black", linestyle="--", label=f"{marked_label}: {marked:.3g}")
+    ax.set_xlabel(xlabel)
+    ax.legend(loc="upper center", fontsize="small")
+
+
+def score_histogram(result, attack, path: Path) -> Path:
+    """One attack's scores, members vs non-members, with the individual's score marked."""
+    fig, ax = _figure()
     rec = result.target_record
-    if rec is not None and attack.name in rec.attack_scores:
-        score, _ = rec.attack_scores[attack.name]
-        ax.axvline(min(max(score, lo), hi), color="black", linestyle="--", label=f"{rec.name}: {score:.3g}")
-    ax.set_xlabel(attack.score_label)
+    marked = rec.attack_scores[attack.name][0] if rec is not None and attack.name in rec.attack_scores else None
+    _scores_in_out(ax, attack.member_scores, attack.nonmember_scores,
+                   (f"members ({len(attack.member_scores)})", f"fresh non-members ({len(attack.nonmember_scores)})"),
+                   attack.threshold, marked, rec.name if rec is not None else "", attack.score_label)
     ax.set_ylabel("records")
     ax.set_title(f"{attack.name} ({attack.kind}): AUC {attack.metrics.auc:.3f}")
-    ax.legend(loc="upper center", fontsize="small")
     fig.savefig(path, dpi=100)
     return path
 
@@ -102,21 +108,12 @@ def game_scores(result, record: str, attack: str, path: Path) -> Path:
     ins = np.array([r["score"] for r in rows if r["included"]])
     outs = np.array([r["score"] for r in rows if not r["included"]])
     m = result.metrics[record][attack]
-    single = result.single_run[record][attack]
     fig, ax = _figure()
-    both = np.concatenate([ins, outs, [single]])
-    finite = both[np.isfinite(both)]
-    lo, hi = float(finite.min()), float(finite.max())
-    bins = np.linspace(lo, hi if hi > lo else lo + 1.0, 31)
-    ax.hist(np.clip(ins, lo, hi), bins=bins, alpha=0.6, color="tab:red", label=f"IN ({len(ins)} trials)")
-    ax.hist(np.clip(outs, lo, hi), bins=bins, alpha=0.6, color="tab:blue", label=f"OUT ({len(outs)} trials)")
-    ax.axvline(result.thresholds[attack], color="grey", linestyle=":",
-               label=f"decision threshold {result.thresholds[attack]:.3g}")
-    ax.axvline(min(max(single, lo), hi), color="black", linestyle="--", label=f"single run: {single:.3g}")
-    ax.set_xlabel(result.score_labels[attack])
+    _scores_in_out(ax, ins, outs, (f"IN ({len(ins)} trials)", f"OUT ({len(outs)} trials)"),
+                   result.thresholds[attack], result.single_run[record][attack], "single run",
+                   result.score_labels[attack])
     ax.set_ylabel("trials")
     ax.set_title(f"{record} · {attack}: AUC {m.auc:.3f} [{m.auc_ci[0]:.3f}, {m.auc_ci[1]:.3f}], "
                  f"accuracy {m.accuracy:.2f}", fontsize="medium")
-    ax.legend(loc="upper center", fontsize="small")
     fig.savefig(path, dpi=100)
     return path

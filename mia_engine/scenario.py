@@ -17,12 +17,14 @@ The steps follow the tutorial notebook:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
+from .config import ReferenceConfig
 from .errors import ConfigError
 from .metrics import AttackMetrics, attack_metrics
 from .population import Population, Record, Sample, parse_population
@@ -154,10 +156,6 @@ class ScenarioResult:
             out["reference"] = dict(self.reference)
         out["target"] = {"train_accuracy": self.target_train_accuracy, "test_accuracy": self.target_test_accuracy}
         return out
-
-
-def _level(x: float) -> str:
-    return f"{float(x):g}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -295,11 +293,7 @@ def _reference_checks(plan: ScenarioPlan, attacks, target_counts: dict[int, int]
         raise ConfigError("reference.include_candidates",
                           f"online attack(s) {', '.join(online)} need reference models trained on the scored records; "
                           f"set it true or use offline attacks (e.g. attack=[lira_offline,rmia_offline])")
-    if ref["n_jobs"] == 0:
-        raise ConfigError("reference.n_jobs", "must be a positive number of workers or negative (-1: all cores), got 0")
-    if ref["backend"] not in ("loky", "threading", "multiprocessing"):
-        raise ConfigError("reference.backend", f"unknown joblib backend {ref['backend']!r}; available: loky, threading, "
-                                               "multiprocessing")
+    check_workers(ref, "reference")
     if ref.get("pool_population") not in ("auto", "always", "never"):
         raise ConfigError("reference.pool_population", f"unknown choice {ref.get('pool_population')!r}; available: "
                                                        "auto, always, never")
@@ -352,9 +346,7 @@ def prepare_scenario(cfg: Mapping[str, Any], launch_dir: Path | None = None) -> 
         (shadow["model"], "shadow.model") if shadow.get("model") is not None else (model_node, "model")
     )
     attack_node = cfg["attack"]
-    reference_node = cfg.get("reference") or {"n_models": 0, "seed": 0, "include_candidates": False, "n_jobs": 1,
-                                              "backend": "threading", "cache": False, "cache_dir": None,
-                                              "progress": False}
+    reference_node = cfg.get("reference") or dataclasses.asdict(ReferenceConfig())
 
     audit_cfg = cfg.get("audit") or {"enabled": False}
     fpr_levels = tuple(float(v) for v in (audit_cfg.get("fpr_levels") or ()))
@@ -475,7 +467,7 @@ def population_in_pool(ref: Mapping[str, Any], n_candidates: int, n_target: int)
     return n_candidates < 2 * n_target
 
 
-def _strongest(attacks: Mapping[str, AttackResult], fpr_levels) -> str:
+def _strongest(attacks: Mapping[str, AttackResult]) -> str:
     """The attack with the highest TPR at the lowest FPR level the audit resolves, then AUC."""
     names = list(attacks)
     scored = [n for n in names if attacks[n].metrics is not None]
@@ -492,6 +484,32 @@ def _strongest(attacks: Mapping[str, AttackResult], fpr_levels) -> str:
     return max(scored, key=key)  # first listed wins a tie
 
 
+def draw_target_and_shadow(plan: ScenarioPlan):
+    """The scenario's first two draws: the target's training rows (the individual appended if
+    a member) and the attacker's shadow data, which continues the population's stream when
+    the attacker samples the true population. Returns the population's sampler (for later
+    draws), X_target, y_target and the shadow sample."""
+    pop = plan.population
+    sampler = pop.make_sampler()
+    tgt: Sample = sampler.draw("target", {c.name: c.size for c in pop.classes})
+    X_target, y_target = tgt.X, tgt.y
+    rec = pop.target_record
+    if rec is not None and rec.member:
+        X_target = np.vstack([X_target, np.asarray(rec.values, dtype=float)[None, :]])
+        y_target = np.append(y_target, rec.label)
+    shadow_sampler = sampler if plan.shadow_population is pop else plan.shadow_population.make_sampler()
+    return sampler, X_target, y_target, shadow_sampler.draw("shadow", plan.shadow_sizes)
+
+
+def check_workers(node: Mapping[str, Any], key: str) -> None:
+    """joblib settings ``n_jobs`` and ``backend`` of a config node."""
+    if node.get("n_jobs") == 0:
+        raise ConfigError(f"{key}.n_jobs", "must be a positive number of workers or negative (-1: all cores), got 0")
+    if node.get("backend") not in ("loky", "threading", "multiprocessing"):
+        raise ConfigError(f"{key}.backend", f"unknown joblib backend {node.get('backend')!r}; available: loky, "
+                                            "threading, multiprocessing")
+
+
 def execute_scenario(plan: ScenarioPlan) -> ScenarioResult:
     """Draw the data, fit fresh models, run the attacks and the audit (same plan, same numbers)."""
     from .attacks import Candidates, Knowledge
@@ -500,18 +518,8 @@ def execute_scenario(plan: ScenarioPlan) -> ScenarioResult:
     pop = plan.population
     target_model, shadow_model, attacks = plan.build_estimators()
 
-    # ---- the target's training data -------------------------------------------------------
-    sampler = pop.make_sampler()
-    tgt: Sample = sampler.draw("target", {c.name: c.size for c in pop.classes})
-    X_target, y_target = tgt.X, tgt.y
+    sampler, X_target, y_target, shd = draw_target_and_shadow(plan)
     rec = pop.target_record
-    if rec is not None and rec.member:
-        X_target = np.vstack([X_target, np.asarray(rec.values, dtype=float)[None, :]])
-        y_target = np.append(y_target, rec.label)
-
-    # ---- the attacker's shadow data (continues the population's stream when shared) --------
-    shadow_sampler = sampler if plan.shadow_population is pop else plan.shadow_population.make_sampler()
-    shd = shadow_sampler.draw("shadow", plan.shadow_sizes)
 
     # ---- fresh non-members for the audit (after the shadow data on a shared stream) -------
     fresh: Sample | None = None
@@ -550,7 +558,7 @@ def execute_scenario(plan: ScenarioPlan) -> ScenarioResult:
                                 np.concatenate(scored))
 
     # ---- what the attacker knows --------------------------------------------------------------
-    k = max([1] + [a.needs_shadow_models for a in attacks.values()])
+    k = max([1] + [a.n_shadow_models for a in attacks.values()])
     shadows = _shadow_models(plan, shadow_model, shd, k)
     knowledge = Knowledge(classes=classes, shadow_models=shadows)
     reference_info = None
@@ -579,7 +587,7 @@ def execute_scenario(plan: ScenarioPlan) -> ScenarioResult:
         results[name] = AttackResult(name, attack.kind, attack.score_label, attack.score_is_probability,
                                      float(attack.threshold_), metrics, member_scores, nonmember_scores,
                                      int(plan.reference_node["n_models"]) if attack.needs_reference else 0)
-    verdict = _strongest(results, plan.fpr_levels)
+    verdict = _strongest(results)
     if record_result is not None:
         record_result.verdict_attack = verdict
         record_result.verdict_is_probability = results[verdict].score_is_probability

@@ -25,12 +25,15 @@ def label_columns(y: np.ndarray, classes: np.ndarray) -> np.ndarray:
     return cols
 
 
+def _true_column(probabilities: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    index = np.broadcast_to(cols[:, None], probabilities.shape[:-1] + (1,))
+    return np.take_along_axis(probabilities, index, axis=-1)[..., 0]
+
+
 def true_label_probability(probabilities: np.ndarray, y: np.ndarray, classes: np.ndarray) -> np.ndarray:
     """p_true: the probability the model gives each record's true label. Works on stacked
     ``(..., n_records, n_classes)`` arrays (one matrix per reference model)."""
-    cols = label_columns(y, classes)
-    return np.take_along_axis(probabilities, np.broadcast_to(cols[:, None], probabilities.shape[:-1] + (1,)),
-                              axis=-1)[..., 0]
+    return _true_column(probabilities, label_columns(y, classes))
 
 
 def true_label_logit(probabilities: np.ndarray, y: np.ndarray, classes: np.ndarray) -> np.ndarray:
@@ -38,7 +41,7 @@ def true_label_logit(probabilities: np.ndarray, y: np.ndarray, classes: np.ndarr
     probabilities (exact where p_true rounds to 1) and both logs floored at the smallest
     positive double, so the statistic is finite even for saturated outputs."""
     cols = label_columns(y, classes)
-    p_true = true_label_probability(probabilities, y, classes)
+    p_true = _true_column(probabilities, cols)
     # Zero the true column and sum the rest (adding exact zeros loses nothing).
     is_true = np.arange(probabilities.shape[-1]) == cols[:, None]
     p_rest = np.where(is_true, 0.0, probabilities).sum(axis=-1)

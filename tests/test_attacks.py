@@ -90,7 +90,19 @@ def _ignoring():
     return _cache["r"]
 
 
-def test_suite_trains_reference_models_once_and_names_the_strongest(memorised, caplog):
+def test_suite_trains_reference_models_once(monkeypatch):
+    import mia_engine.reference as reference
+
+    calls = []
+    real = reference.train_reference_models
+    monkeypatch.setattr(reference, "train_reference_models", lambda *a, **k: calls.append(k) or real(*a, **k))
+    r = _noise_scenario(IGNORES_INPUT, ["reference.n_models=4", "attack.worst_case.n_repeats=1"])
+    # Four attacks read reference models; one set serves them all.
+    assert sum(a.reference_models > 0 for a in r.attacks.values()) == 4
+    assert len(calls) == 1 and calls[0]["n_models"] == 4
+
+
+def test_suite_names_the_strongest(memorised):
     assert memorised.reference["n_models"] == 16 and memorised.reference["from_cache"] is False
     # The 121 + 121 scored records are twice the target's 121 rows: a half matches the
     # target's size without the attacker's 60 + 60 population rows (pool_population=auto).
