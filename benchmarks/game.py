@@ -27,7 +27,7 @@ from attacks import compose  # noqa: E402
 
 
 def game(overrides):
-    from mia_engine.game import play_game, prepare_game
+    from mia_engine.scenario.game import play_game, prepare_game
     from mia_engine.scenario import prepare_scenario
 
     cfg = compose(["tracking=none", "evaluation=individual_game", *overrides])

@@ -29,10 +29,10 @@ def _run_name(tracking: Mapping[str, Any], overrides: list[str]) -> str:
     return " ".join(shown) if shown else "defaults"
 
 
-def _model_label(node: Mapping[str, Any]) -> str:
-    name = str(node.get("_target_", "model")).rsplit(".", 1)[-1]
-    knobs = ", ".join(f"{k}={node[k]}" for k in ("C", "gamma") if k in node)
-    return f"{name}({knobs})"
+def _data_line(card: Mapping[str, Any]) -> str:
+    rows = card.get("rows") or {}
+    return (f"{card.get('name')}: {rows.get('target')} training rows, {rows.get('attacker')} attacker rows, "
+            f"{rows.get('nonmembers')} held out ({card.get('layout')}); {len(card.get('features') or {})} features")
 
 
 def _flush_logs() -> None:
@@ -46,7 +46,7 @@ def run_job(cfg) -> float | None:
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
-    from .game import format_game, play_game, prepare_game, write_game_outputs
+    from .scenario.game import format_game, play_game, prepare_game, write_game_outputs
     from .outputs import write_json, write_run_outputs
     from .report import format_report
     from .scenario import execute_scenario, prepare_scenario
@@ -70,7 +70,8 @@ def run_job(cfg) -> float | None:
         tags = {
             "mia.overrides": " ".join(overrides),
             "mia.output_dir": str(out_dir.resolve()),
-            "mia.population": resolved["data"]["name"],
+            "mia.population": str(resolved["data"].get("name") or resolved["data"].get("builtin")
+                                  or resolved["data"].get("kind")),
             "mia.attack": ",".join(resolved["attack"]),
             "mlflow.source.git.commit": trk.git_commit(Path(__file__).resolve().parent),
             "mia.config_hash": digest,
@@ -100,7 +101,15 @@ def run_job(cfg) -> float | None:
         if session is not None:
             session.open()  # returns at once with a background helper
         result = execute_scenario(plan)
-        written = write_run_outputs(result, out_dir, datasets=tracking["log_datasets"], models=tracking["log_models"])
+        # Rows and fitted models (which can embed rows) of real data stay out of MLflow unless
+        # asked for; a synthetic population's go by default.
+        synthetic = plan.source.synthetic
+        log_datasets = synthetic if tracking.get("log_datasets") is None else bool(tracking["log_datasets"])
+        log_models = synthetic if tracking.get("log_models") is None else bool(tracking["log_models"])
+        written = write_run_outputs(result, out_dir, datasets=log_datasets, models=log_models,
+                                    schema=plan.source if plan.source.kind == "table" else None)
+        local_only = {k: written.pop(k) for k in [k for k in written if k == "records" and
+                                                  not tracking.get("log_scores")]}
         game = None
         if game_plan is not None:
             game = play_game(plan, game_plan)
@@ -124,7 +133,11 @@ def run_job(cfg) -> float | None:
             summary["mlflow"]["error"] = str(tracking_error)
         write_json(out_dir / "summary.json", summary)
         (out_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(resolved))
-        report = format_report(summary, _model_label(resolved["model"]), str(out_dir))
+        extra = [("data", _data_line(summary.get("data") or {}))] if plan.source.kind == "table" else []
+        if local_only:
+            extra.append(("records", f"every audited record's score: {local_only['records']}/scores.parquet "
+                                     "(kept local; tracking.log_scores=true logs it)"))
+        report = format_report(summary, plan.target_recipe.label(), str(out_dir), extra)
         if game is not None:
             report += "\n" + format_game(game)
         log.info("scenario %s\n%s", run_name, report)
@@ -139,7 +152,8 @@ def run_job(cfg) -> float | None:
             artifacts += [(path, artifact_dir) for artifact_dir, path in written.items()]
             artifacts.append((out_dir / f"{hc.job.name}.log", "logs"))
             _flush_logs()
-            session.log_and_finish(params, metrics_from_summary(summary), artifacts)
+            session.log_and_finish(params, metrics_from_summary(summary), artifacts,
+                                   datasets=plan.source.tracked_datasets())
             session = None
     except BaseException:
         if session is not None:

@@ -12,14 +12,26 @@ decision threshold in the same units, so all are audited the same way
 ``worst_case``          the target's outputs on real members and non-members
 ======================  =========================================================
 
-Attacks are built from config nodes by :func:`build_attacks` (which validates every
-parameter under its config key) and follow scikit-learn's conventions: ``__init__`` stores,
-``fit`` learns (learned state ends in ``_``).
+Attacks are built from config nodes by :func:`build_attacks` and follow scikit-learn's
+conventions: ``__init__`` stores, ``fit`` learns (learned state ends in ``_``).
+
+Adding an attack: subclass :class:`Attack`, set ``kind``, declare ``parameters`` (parameter
+name -> constraint, in constructor order, named like the constructor's keyword arguments; see
+:class:`Integer`, :class:`Real`, :class:`Interval`, :class:`Choice`, :class:`Boolean`,
+:class:`FeatureList`, :class:`Classifier`, :class:`OrNone`), the "needs" flags and
+``threat_model``, and add the class to :data:`REGISTRY`. :func:`validate_params` checks a
+config node against the declaration (errors name ``attack.<name>.<param>``); a parameter the
+node leaves out takes the constructor's default (the Hydra schema in ``mia_engine/config.py``
+carries the same defaults). A config schema in ``config.py`` and a file in ``conf/attack/``
+make it selectable from the command line.
 """
 
 from __future__ import annotations
 
+import inspect
 import math
+import numbers
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -28,7 +40,6 @@ import numpy as np
 from .errors import ConfigError
 from .signals import FEATURES, attack_features, true_label_logit, true_label_probability
 
-KINDS = ("shadow_lr", "loss_threshold", "lira", "rmia", "worst_case")
 _TINY = np.finfo(float).tiny
 
 
@@ -74,10 +85,180 @@ class Candidates:
     reference_index: np.ndarray | None = None
 
 
+# ---- parameter constraints ----------------------------------------------------------------------
+# After scikit-learn's ``_parameter_constraints``, but ours: an attack class declares
+# ``parameters = {"n_shadow_models": Integer(min=1), ...}``. A constraint is called with the
+# config value and its full key (``attack.<name>.<param>``); it returns the value the
+# constructor gets (an int, a float, a list, a built estimator) or raises ConfigError(key, ...).
+
+
+def _show(v: Any) -> str:
+    return repr(v) if isinstance(v, str) else str(v)
+
+
+def _is_real(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_)) and not math.isnan(v)
+
+
+class Constraint:
+    """One parameter's rule: ``constraint(value, key) -> value the constructor gets``."""
+
+    def __call__(self, value: Any, key: str) -> Any:  # pragma: no cover
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Integer(Constraint):
+    """An integer (an integral float such as 3.0 counts), at least ``min``."""
+
+    min: int | None = None
+
+    def __call__(self, value, key):
+        if value is None and self.min is not None:
+            raise ConfigError(key, f"must be at least {self.min}, got None")
+        if not (isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+                or isinstance(value, float) and value.is_integer()):
+            raise ConfigError(key, f"must be an integer, got {_show(value)}")
+        if self.min is not None and value < self.min:
+            raise ConfigError(key, f"must be at least {self.min}, got {value}")
+        return int(value)
+
+
+@dataclass(frozen=True)
+class Real(Constraint):
+    """A number (not NaN), greater than ``gt`` if given. ``what`` opens the message."""
+
+    gt: float | None = None
+    what: str = ""
+
+    def _say(self, text: str) -> str:
+        return f"{self.what} {text}" if self.what else text
+
+    def __call__(self, value, key):
+        if not _is_real(value):
+            raise ConfigError(key, self._say(f"must be a number, got {_show(value)}"))
+        if self.gt is not None and not value > self.gt:
+            bound = "positive" if self.gt == 0 else f"greater than {self.gt:g}"
+            raise ConfigError(key, self._say(f"must be {bound}, got {value}"))
+        return float(value)
+
+
+@dataclass(frozen=True)
+class Interval(Constraint):
+    """A number in the closed interval [lo, hi]. ``what`` opens the message."""
+
+    lo: float
+    hi: float
+    what: str = ""
+
+    def __call__(self, value, key):
+        if not (_is_real(value) and self.lo <= value <= self.hi):
+            text = f"must lie in [{self.lo:g}, {self.hi:g}], got {_show(value)}"
+            raise ConfigError(key, f"{self.what} {text}" if self.what else text)
+        return float(value)
+
+
+class Choice(Constraint):
+    """One of the listed strings; the message names the parameter (the key's last part)."""
+
+    def __init__(self, *options: str):
+        self.options = options
+
+    def __repr__(self):
+        return f"Choice{self.options!r}"
+
+    def __call__(self, value, key):
+        if not isinstance(value, str) or value not in self.options:
+            param = key.rsplit(".", 1)[-1]
+            raise ConfigError(key, f"unknown {param} {value!r}; available: {', '.join(self.options)}")
+        return value
+
+
+@dataclass(frozen=True)
+class Boolean(Constraint):
+    """true or false (a string such as "false" is refused, not read as true)."""
+
+    def __call__(self, value, key):
+        if not isinstance(value, (bool, np.bool_)):
+            raise ConfigError(key, f"must be true or false, got {_show(value)}")
+        return bool(value)
+
+
+@dataclass(frozen=True)
+class FeatureList(Constraint):
+    """A non-empty list of names from :data:`mia_engine.signals.FEATURES` (errors on an entry
+    name ``key.<index>``)."""
+
+    def __call__(self, value, key):
+        available = ", ".join(FEATURES)
+        if value is not None and (isinstance(value, (str, bytes)) or not isinstance(value, Sequence)):
+            raise ConfigError(key, f"must be a list of features, e.g. [max_probability], got {_show(value)}; "
+                                   f"available: {available}")
+        names = list(value or [])
+        if not names:
+            raise ConfigError(key, "name at least one feature; available: " + available)
+        for i, f in enumerate(names):
+            if f not in FEATURES:
+                raise ConfigError(f"{key}.{i}", f"unknown attack feature {f!r}; available: {available}")
+        return names
+
+
+@dataclass(frozen=True)
+class Classifier(Constraint):
+    """An estimator node ``{_target_: ..., **kwargs}`` built by
+    :func:`mia_engine.models.build_estimator`; it must give probabilities (``predict_proba``)."""
+
+    def __call__(self, value, key):
+        from .models import build_estimator
+
+        if not isinstance(value, Mapping):
+            raise ConfigError(key, f"must be an estimator node {{_target_: ..., ...}}, got {_show(value)}")
+        clf = build_estimator(value, key)
+        if not hasattr(clf, "predict_proba"):
+            raise ConfigError(key, f"{type(clf).__name__} gives no probabilities (predict_proba)")
+        return clf
+
+
+@dataclass(frozen=True)
+class OrNone(Constraint):
+    """None (null), or a value ``inner`` accepts."""
+
+    inner: Constraint
+
+    def __call__(self, value, key):
+        return None if value is None else self.inner(value, key)
+
+
+# ---- the attack interface ---------------------------------------------------------------------
+
+
 class Attack:
+    """Base class. Subclasses declare, as class data, what the scenario and the game must
+    prepare before ``fit`` and which config parameters they take (``parameters``).
+
+    What an attack needs (read before anything is trained):
+
+    ``n_shadow_models``
+        Shadow models to learn from (0: none; ``needs_shadow_models`` is ``n_shadow_models > 0``).
+        Set per instance from the config; the scenario trains as many as the most demanding
+        attack asks for and hands each its first ``n_shadow_models``.
+    ``needs_reference``
+        Reference models (:mod:`mia_engine.reference`) trained on halves of a pool, their
+        outputs on the scored records and on population rows (``Knowledge.reference``).
+    ``needs_membership_labels``
+        The audit's true membership labels (``Candidates.is_member``), which no real attacker
+        holds: such an attack is an upper bound for the audit, not a threat, and the
+        individual game (which keeps its coin flips from the attacker) cannot run it.
+
+    ``threat_model`` says in one line what the attacker is assumed to hold.
+    """
+
     kind = ""
+    parameters: dict[str, Constraint] = {}  # config parameter -> constraint (see validate_params)
+    threat_model: str = ""
     n_shadow_models = 0  # shadow models the attack learns from (shadow_lr, loss_threshold)
     needs_reference = False
+    needs_membership_labels = False
     online = False
     score_is_probability = False
     score_label = "membership score"
@@ -86,6 +267,10 @@ class Attack:
         self.name = name
         self.threshold = threshold
 
+    @property
+    def needs_shadow_models(self) -> bool:
+        return self.n_shadow_models > 0
+
     def fit(self, knowledge: Knowledge) -> "Attack":
         self.classes_ = knowledge.classes
         self.threshold_ = self.threshold
@@ -93,6 +278,15 @@ class Attack:
 
     def score(self, candidates: Candidates, knowledge: Knowledge) -> np.ndarray:  # pragma: no cover
         raise NotImplementedError
+
+
+_PROBABILITY_THRESHOLD = "a probability threshold"
+_SHADOW_THREAT = "population rows (shadow data) and the model's training recipe"
+_REFERENCE_THREAT = {
+    True: "population rows, the recipe, and the candidate records (some of them the target's members) to train "
+          "reference models on",
+    False: "population rows and the recipe",
+}
 
 
 # ---- Shokri et al. ----------------------------------------------------------------------------
@@ -104,6 +298,14 @@ class ShadowLRAttack(Attack):
     regression this is the tutorial's attack, number for number."""
 
     kind = "shadow_lr"
+    parameters = {
+        "classifier": Classifier(),
+        "features": FeatureList(),
+        "n_shadow_models": Integer(min=1),
+        "per_class": Boolean(),
+        "threshold": Interval(0, 1, what=_PROBABILITY_THRESHOLD),
+    }
+    threat_model = _SHADOW_THREAT
     score_is_probability = True
     score_label = "membership probability"
 
@@ -158,6 +360,12 @@ class LossThresholdAttack(Attack):
     threshold is calibrated on the shadow models' members and non-members."""
 
     kind = "loss_threshold"
+    parameters = {
+        "calibration": Choice("mean_train_loss", "best_accuracy"),
+        "n_shadow_models": Integer(min=1),
+        "threshold": OrNone(Real()),  # score units (log p_true); None: calibrated
+    }
+    threat_model = _SHADOW_THREAT
     score_label = "log p_true (minus the loss)"
 
     def __init__(self, name, calibration="mean_train_loss", n_shadow_models=1, threshold=None):
@@ -223,6 +431,11 @@ class LiraAttack(Attack):
     """
 
     kind = "lira"
+    parameters = {
+        "online": Boolean(),
+        "variance": Choice("per_record", "fixed"),
+        "threshold": OrNone(Real()),  # score units; None: 0 online, 3 offline
+    }
     needs_reference = True
     MIN_STD = 1e-3  # floor: a record whose reference logits all coincide still gets a finite score
 
@@ -231,6 +444,10 @@ class LiraAttack(Attack):
         self.online = online
         self.variance = variance
         self.score_label = "log likelihood ratio" if online else "-ln p-value (OUT test)"
+
+    @property
+    def threat_model(self):
+        return _REFERENCE_THREAT[bool(self.online)]
 
     def fit(self, knowledge):
         super().fit(knowledge)
@@ -278,6 +495,13 @@ class RmiaAttack(Attack):
     the smallest achievable fraction at or above it)."""
 
     kind = "rmia"
+    parameters = {
+        "online": Boolean(),
+        "gamma": Real(gt=0, what="RMIA's likelihood-ratio threshold"),
+        "a": Interval(0, 1),
+        "threshold": Interval(0, 1, what=_PROBABILITY_THRESHOLD),
+        "tie_break": Boolean(),
+    }
     needs_reference = True
     score_label = "fraction of population rows beaten"
 
@@ -287,6 +511,10 @@ class RmiaAttack(Attack):
         self.gamma = gamma
         self.a = a
         self.tie_break = tie_break
+
+    @property
+    def threat_model(self):
+        return _REFERENCE_THREAT[bool(self.online)]
 
     def fit(self, knowledge):
         super().fit(knowledge)
@@ -337,6 +565,16 @@ class WorstCaseAttack(Attack):
     scored by the mean of all fold models."""
 
     kind = "worst_case"
+    parameters = {
+        "classifier": Classifier(),
+        "features": FeatureList(),
+        "n_folds": Integer(min=2),
+        "n_repeats": Integer(min=1),
+        "seed": Integer(min=0),  # numpy seeds are non-negative
+        "threshold": Interval(0, 1, what=_PROBABILITY_THRESHOLD),
+    }
+    threat_model = "the audit's true membership labels (an upper bound, not an attacker)"
+    needs_membership_labels = True
     score_is_probability = True
     score_label = "membership probability (held out)"
 
@@ -378,69 +616,53 @@ class WorstCaseAttack(Attack):
 
 # ---- building -----------------------------------------------------------------------------------
 
-
-def _features(node, key):
-    names = list(node.get("features") or [])
-    if not names:
-        raise ConfigError(f"{key}.features", "name at least one feature; available: " + ", ".join(FEATURES))
-    for i, f in enumerate(names):
-        if f not in FEATURES:
-            raise ConfigError(f"{key}.features.{i}", f"unknown attack feature {f!r}; available: {', '.join(FEATURES)}")
-    return names
-
-
-def _probability(node, key, name="threshold"):
-    v = node.get(name)
-    if not 0.0 <= v <= 1.0:
-        raise ConfigError(f"{key}.{name}", f"a probability threshold must lie in [0, 1], got {v}")
-    return v
+# kind -> attack class: the one place to add an attack (see the module docstring).
+REGISTRY: dict[str, type[Attack]] = {cls.kind: cls for cls in (
+    ShadowLRAttack,
+    LossThresholdAttack,
+    LiraAttack,
+    RmiaAttack,
+    WorstCaseAttack,
+)}
 
 
-def _classifier(node, key):
-    from .models import build_estimator
-
-    clf = build_estimator(node.get("classifier"), f"{key}.classifier")
-    if not hasattr(clf, "predict_proba"):
-        raise ConfigError(f"{key}.classifier", f"{type(clf).__name__} gives no probabilities (predict_proba)")
-    return clf
+def __getattr__(name: str):
+    # KINDS follows the registry, including classes registered after import.
+    if name == "KINDS":
+        return tuple(REGISTRY)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _positive(node, key, name, minimum=1):
-    v = node.get(name)
-    if v is None or v < minimum:
-        raise ConfigError(f"{key}.{name}", f"must be at least {minimum}, got {v}")
-    return int(v)
+def validate_params(cls: type[Attack], node: Mapping[str, Any], key: str) -> dict[str, Any]:
+    """The keyword arguments ``node`` gives ``cls``'s constructor, each checked by the
+    constraint ``cls.parameters`` declares for it (errors name ``key.<param>``). A parameter
+    the node leaves out takes the constructor's default; one without a default is required.
+    A key the class does not declare (other than ``kind``) is an error: Hydra's schemas catch
+    those first, but nodes built in code bypass the schemas."""
+    declared = cls.parameters
+    for k in node.keys():
+        if k != "kind" and k not in declared:
+            raise ConfigError(f"{key}.{k}", f"unknown parameter of attack kind {cls.kind!r}; it takes: "
+                                            f"{', '.join(declared)}")
+    signature = inspect.signature(cls.__init__).parameters
+    kwargs = {}
+    for param, constraint in declared.items():
+        if param not in node:  # (an OmegaConf node's ??? counts as left out)
+            if signature[param].default is inspect.Parameter.empty:
+                raise ConfigError(f"{key}.{param}", f"missing: attack kind {cls.kind!r} needs it")
+            continue
+        kwargs[param] = constraint(node.get(param), f"{key}.{param}")
+    return kwargs
 
 
 def build_attack(name: str, node: Mapping[str, Any], key: str) -> Attack:
+    """The attack ``node`` describes: ``node.kind`` looked up in :data:`REGISTRY`, the rest
+    checked by :func:`validate_params`."""
     kind = node.get("kind")
-    if kind == "shadow_lr":
-        return ShadowLRAttack(name, _classifier(node, key), _features(node, key),
-                              _positive(node, key, "n_shadow_models"), bool(node.get("per_class")),
-                              _probability(node, key))
-    if kind == "loss_threshold":
-        cal = node.get("calibration")
-        if cal not in ("mean_train_loss", "best_accuracy"):
-            raise ConfigError(f"{key}.calibration", f"unknown calibration {cal!r}; available: mean_train_loss, "
-                                                    "best_accuracy")
-        return LossThresholdAttack(name, cal, _positive(node, key, "n_shadow_models"), node.get("threshold"))
-    if kind == "lira":
-        var = node.get("variance")
-        if var not in ("per_record", "fixed"):
-            raise ConfigError(f"{key}.variance", f"unknown variance {var!r}; available: per_record, fixed")
-        return LiraAttack(name, bool(node.get("online")), var, node.get("threshold"))
-    if kind == "rmia":
-        if not node.get("gamma") > 0:
-            raise ConfigError(f"{key}.gamma", f"RMIA's likelihood-ratio threshold must be positive, got {node.get('gamma')}")
-        if not 0.0 <= node.get("a") <= 1.0:
-            raise ConfigError(f"{key}.a", f"must lie in [0, 1], got {node.get('a')}")
-        return RmiaAttack(name, bool(node.get("online")), float(node["gamma"]), float(node["a"]),
-                          _probability(node, key), bool(node.get("tie_break", True)))
-    if kind == "worst_case":
-        return WorstCaseAttack(name, _classifier(node, key), _features(node, key),
-                               _positive(node, key, "n_folds", 2), _positive(node, key, "n_repeats"),
-                               int(node.get("seed")), _probability(node, key))
-    raise ConfigError(f"{key}.kind", f"unknown attack kind {kind!r}; available: {', '.join(KINDS)}")
+    cls = REGISTRY.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ConfigError(f"{key}.kind", f"unknown attack kind {kind!r}; available: {', '.join(REGISTRY)}")
+    return cls(name, **validate_params(cls, node, key))
 
 
 def build_attacks(node: Mapping[str, Any], key: str = "attack") -> dict[str, Attack]:

@@ -57,7 +57,18 @@ class RecordConfig:
 
 
 @dataclass
+class NamedRecordConfig:
+    """A further named individual (the game plays it): ``label`` and ``features``, or, in a
+    table, the ``id`` of its row (``data.id_column``)."""
+
+    label: Optional[Any] = None
+    id: Optional[Any] = None
+    features: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class PopulationConfig:
+    kind: str = "population"       # rows drawn from the declared distributions below
     name: str = MISSING
     # python_random: the tutorial's draw order with Python's `random` (exact replay);
     # numpy: vectorised, an independent stream per (draw, class, feature).
@@ -70,6 +81,64 @@ class PopulationConfig:
 
 
 @dataclass
+class TableFeatureConfig:
+    kind: str = MISSING                    # numeric | categorical | binary
+    categories: Optional[List[Any]] = None  # categorical / binary: the values, in code order
+
+
+@dataclass
+class TableRecordConfig:
+    """The individual at risk in a table: a row (``id``, in ``data.id_column``) or feature values."""
+
+    name: Optional[str] = None
+    id: Optional[Any] = None
+    label: Optional[Any] = None
+    member: bool = True
+    features: Optional[Any] = None   # {column: value}; typed Any so a whole dict can be given at once
+
+
+@dataclass
+class SplitConfig:
+    """One table split, stratified by label: fractions of the rows (0 < v < 1) or counts (>= 1)."""
+
+    target: float = 0.5          # the target model's training rows (the members)
+    population: float = 0.25     # the attacker's population rows (shadow and reference data)
+    nonmembers: float = 0.25     # held-out rows: the audit's non-members
+
+
+@dataclass
+class TableConfig:
+    kind: str = "table"
+    name: Optional[str] = None             # null: the file's name
+    builtin: Optional[str] = None          # a bundled table: breast_cancer
+    path: Optional[str] = None             # one table the engine splits (data.split)
+    train_path: Optional[str] = None       # or your own split: the members,
+    test_path: Optional[str] = None        # held-out rows (the audit's non-members),
+    population_path: Optional[str] = None  # and the attacker's rows (optional)
+    format: str = "auto"                   # auto (by extension) | csv | parquet
+    label: Optional[str] = None            # the label column
+    drop: List[str] = field(default_factory=list)   # columns the model never sees
+    id_column: Optional[str] = None        # row identifiers: never a feature
+    # {column: {kind: numeric|categorical|binary, categories: [...]}}; columns not listed are
+    # inferred. (Values typed Any so that `+data.features.<col>=...` works; checked in code.)
+    features: Dict[str, Any] = field(default_factory=dict)
+    missing: str = "error"                 # error | impute
+    split: SplitConfig = field(default_factory=SplitConfig)
+    population_fraction: float = 0.5      # train/test files without population_path: test rows to the attacker
+    seed: int = 0                          # the split's (and subsamples') seed
+    # No id and no features: no individual at risk.
+    target_record: TableRecordConfig = field(default_factory=TableRecordConfig)
+    probe_records: Dict[str, Any] = field(default_factory=dict)
+
+
+# ---- models ------------------------------------------------------------------------------
+# Each names a scikit-learn classifier in `_target_` (only sklearn.* classes are accepted) with
+# its keyword arguments. `preprocess`: true / false / null (tables get a Pipeline that one-hot
+# encodes categories, scales for the families that need it and imputes with data.missing=impute;
+# declared populations are fed as drawn). `random_state` seeds a fresh RandomState per fit.
+
+
+@dataclass
 class SVCConfig:
     _target_: str = "sklearn.svm.SVC"
     C: float = 1.0
@@ -77,6 +146,7 @@ class SVCConfig:
     kernel: str = "rbf"
     probability: bool = True
     random_state: Optional[int] = 12
+    preprocess: Optional[bool] = None
 
 
 @dataclass
@@ -89,11 +159,102 @@ class CalibratedSVCConfig:
     method: str = "sigmoid"
     cv: int = 5
     ensemble: bool = False
+    preprocess: Optional[bool] = None
+
+
+@dataclass
+class LogisticRegressionConfig:
+    _target_: str = "sklearn.linear_model.LogisticRegression"
+    C: float = 1.0
+    max_iter: int = 1000
+    class_weight: Optional[str] = None
+    preprocess: Optional[bool] = None
+
+
+@dataclass
+class DecisionTreeConfig:
+    _target_: str = "sklearn.tree.DecisionTreeClassifier"
+    criterion: str = "gini"
+    max_depth: Optional[int] = None
+    min_samples_leaf: int = 1
+    class_weight: Optional[str] = None
+    random_state: Optional[int] = 0
+    preprocess: Optional[bool] = None
+
+
+@dataclass
+class RandomForestConfig:
+    _target_: str = "sklearn.ensemble.RandomForestClassifier"
+    n_estimators: int = 100
+    criterion: str = "gini"
+    max_depth: Optional[int] = None
+    min_samples_leaf: int = 1
+    max_features: Optional[str] = "sqrt"
+    bootstrap: bool = True
+    class_weight: Optional[str] = None
+    random_state: Optional[int] = 0
+    preprocess: Optional[bool] = None
+
+
+@dataclass
+class HistGradientBoostingConfig:
+    _target_: str = "sklearn.ensemble.HistGradientBoostingClassifier"
+    learning_rate: float = 0.1
+    max_iter: int = 100
+    max_leaf_nodes: Optional[int] = 31
+    max_depth: Optional[int] = None
+    min_samples_leaf: int = 20
+    l2_regularization: float = 0.0
+    early_stopping: bool = False
+    random_state: Optional[int] = 0
+    preprocess: Optional[bool] = None
+
+
+@dataclass
+class KNNConfig:
+    _target_: str = "sklearn.neighbors.KNeighborsClassifier"
+    n_neighbors: int = 5
+    weights: str = "uniform"
+    p: float = 2.0
+    preprocess: Optional[bool] = None
+
+
+@dataclass
+class MLPConfig:
+    _target_: str = "sklearn.neural_network.MLPClassifier"
+    hidden_layer_sizes: List[int] = field(default_factory=lambda: [64])
+    alpha: float = 0.0001
+    learning_rate_init: float = 0.001
+    max_iter: int = 500
+    early_stopping: bool = False
+    random_state: Optional[int] = 0
+    preprocess: Optional[bool] = None
+
+
+@dataclass
+class GaussianNBConfig:
+    _target_: str = "sklearn.naive_bayes.GaussianNB"
+    var_smoothing: float = 1e-9
+    preprocess: Optional[bool] = None
+
+
+@dataclass
+class SavedModelConfig:
+    """A fitted model file to audit (the target, not refitted). The attacker's models are
+    clones of it: the recipe, refitted on the attacker's rows."""
+
+    path: str = MISSING
+    format: str = "auto"                   # auto (by extension) | skops | pickle
+    trusted_types: List[str] = field(default_factory=list)  # skops types beyond the engine's list
+    trust_pickle: bool = False             # joblib/pickle files run code when loaded
+    random_state: Optional[int] = None     # the clones' seed; null: the model's own setting
 
 
 @dataclass
 class ShadowConfig:
-    # Rows drawn per class for the shadow data; `sizes` overrides it class by class.
+    # Rows drawn per class for the shadow data; `sizes` overrides it class by class. Declared
+    # populations only: a table's attacker rows are set by the data (data.split.population,
+    # data.population_path).
     size_per_class: Optional[int] = 100
     sizes: Dict[str, int] = field(default_factory=dict)
     test_size: float = 0.5
@@ -213,22 +374,18 @@ class AuditConfig:
 
 
 @dataclass
-class GameRecordConfig:
-    label: int = MISSING
-    features: Dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
 class EvaluationConfig:
     """single_run: the scenario once. individual_game: T trials of fresh data, each named
-    record IN with probability `inclusion_probability`; see mia_engine/game.py."""
+    record IN with probability `inclusion_probability`; see mia_engine/scenario/game.py."""
 
     mode: str = "single_run"
     n_trials: int = 100
     seed: int = 2024
     inclusion_probability: float = 0.5
     include_target_record: bool = True       # data.target_record plays too
-    records: Optional[Dict[str, GameRecordConfig]] = None  # evaluation.records=null: only the target record
+    # {name: {label, features}}, or {name: {id}} for a row of a table (held out of every split);
+    # filled from conf/game_records/<data>.yaml when there is one. null: the target record alone.
+    records: Any = None
     fpr_levels: List[float] = field(default_factory=lambda: [0.01, 0.1])
     n_jobs: int = -1
     backend: str = "loky"
@@ -252,8 +409,12 @@ class TrackingConfig:
     mlflow_log_level: str = "WARNING"
     # Import MLflow and log from a forked helper process while the scenario computes.
     background: bool = True
-    log_datasets: bool = True
-    log_models: bool = True
+    # Rows (data/*.csv) and fitted models (models/, which can embed training rows) as artifacts.
+    # null: yes for a declared (synthetic) population, no for a table of real records.
+    log_datasets: Optional[bool] = None
+    log_models: Optional[bool] = None
+    # records/scores.parquet (every audited record's score: who is exposed) as an artifact.
+    log_scores: bool = False
 
 
 def register_configs() -> None:
@@ -263,8 +424,12 @@ def register_configs() -> None:
     cs = ConfigStore.instance()
     # Stored outside the groups (so `--help` lists only real options); a group file pulls its
     # schema in with `- /schema/<name>@_here_`.
-    for name, node in (("population", PopulationConfig), ("svc", SVCConfig),
-                       ("svc_calibrated", CalibratedSVCConfig), ("shadow", ShadowConfig),
+    for name, node in (("population", PopulationConfig), ("table", TableConfig), ("svc", SVCConfig),
+                       ("svc_calibrated", CalibratedSVCConfig), ("logistic_regression", LogisticRegressionConfig),
+                       ("decision_tree", DecisionTreeConfig), ("random_forest", RandomForestConfig),
+                       ("hist_gradient_boosting", HistGradientBoostingConfig), ("knn", KNNConfig),
+                       ("mlp", MLPConfig), ("gaussian_nb", GaussianNBConfig), ("saved", SavedModelConfig),
+                       ("shadow", ShadowConfig),
                        ("attack_shadow_lr", ShadowLRConfig), ("attack_loss_threshold", LossThresholdConfig),
                        ("attack_lira", LiraConfig), ("attack_rmia", RmiaConfig),
                        ("attack_worst_case", WorstCaseConfig), ("reference", ReferenceConfig),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import threading
 import warnings
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import numpy as np
@@ -45,6 +46,7 @@ def build_estimator(node: Mapping[str, Any], key: str, **overrides: Any):
     target = kwargs.pop("_target_", None)
     if not target:
         raise ConfigError(f"{key}._target_", "missing: name the estimator class to build")
+    check_target(str(target), key)
     factory = _locate(str(target), key)
     kwargs.update(overrides)
     try:
@@ -121,3 +123,271 @@ def require_probabilities(est, key: str, attacks: str = "the attack") -> None:
         hint = "; set probability: true" if "probability" in est.get_params() else ""
         k = f"{key}.probability" if hint else key
         raise ConfigError(k, f"{type(est).__name__} gives no class probabilities, which attack {attacks} needs{hint}")
+
+
+# ---------------------------------------------------------------------------------------------
+# Model recipes: what the target, the shadow and the reference models are built from
+
+#: Estimators a config may name in ``_target_``: scikit-learn classifiers and the engine's own
+#: factory. A config is not code: anything else is refused before it is imported.
+_ENGINE_FACTORIES = ("mia_engine.models.calibrated_svc",)
+#: Model-node keys the engine reads itself; never passed to the estimator.
+ENGINE_KEYS = ("preprocess",)
+#: Families whose inputs should be on one scale (distances, gradients, kernels).
+_SCALED = ("LogisticRegression", "SVC", "KNeighborsClassifier", "MLPClassifier", "calibrated_svc",
+           "SGDClassifier", "LinearSVC", "NuSVC", "RidgeClassifier")
+
+
+def check_target(target: str, key: str) -> None:
+    """Refuse a ``_target_`` outside scikit-learn's estimators and the engine's factories."""
+    if target in _ENGINE_FACTORIES:
+        return
+    parts = target.split(".")
+    if parts[0] != "sklearn" or len(parts) < 3:
+        raise ConfigError(f"{key}._target_", f"{target!r} is not a scikit-learn estimator; a config may only name "
+                                             "classes under sklearn.* (or the engine's calibrated_svc)")
+    obj = _locate(target, key)
+    from sklearn.base import BaseEstimator
+
+    if not (isinstance(obj, type) and issubclass(obj, BaseEstimator)):
+        raise ConfigError(f"{key}._target_", f"{target!r} is not a scikit-learn estimator class")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """Column roles in the engine's feature matrix and what to do with each."""
+
+    numeric: tuple[int, ...]
+    binary: tuple[int, ...]
+    categorical: tuple[int, ...]
+    impute: bool
+    scale: bool
+
+    def build(self):
+        from sklearn.compose import ColumnTransformer
+        from sklearn.impute import SimpleImputer
+        from sklearn.pipeline import Pipeline
+        from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+        def chain(*steps):
+            steps = [s for s in steps if s is not None]
+            if not steps:
+                return "passthrough"
+            return steps[0][1] if len(steps) == 1 else Pipeline(steps)
+
+        blocks = []
+        if self.numeric:
+            blocks.append(("numeric", chain(("impute", SimpleImputer(strategy="median")) if self.impute else None,
+                                            ("scale", StandardScaler()) if self.scale else None), list(self.numeric)))
+        if self.binary:
+            blocks.append(("binary", chain(("impute", SimpleImputer(strategy="most_frequent")) if self.impute
+                                           else None), list(self.binary)))
+        if self.categorical:
+            blocks.append(("categorical", chain(
+                ("impute", SimpleImputer(strategy="most_frequent")) if self.impute else None,
+                ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False))), list(self.categorical)))
+        return ColumnTransformer(blocks, sparse_threshold=0.0)
+
+    def describe(self) -> dict[str, Any]:
+        return {"numeric": list(self.numeric), "binary": list(self.binary), "categorical": list(self.categorical),
+                "impute": self.impute, "scale": self.scale}
+
+
+def preprocessing_for(node: Mapping[str, Any], key: str, features, *, table: bool, impute: bool):
+    """The preprocessing a model node gets on data with ``features`` (None: the raw matrix).
+
+    ``model.preprocess``: true / false, or null: tables are preprocessed, declared populations
+    (whose values are already the numbers the scenario declares) are fed as drawn, as the
+    tutorial's SVC was."""
+    flag = node.get("preprocess")
+    if flag is None:
+        flag = table
+    if not flag:
+        if impute:
+            raise ConfigError(f"{key}.preprocess", "data.missing=impute needs the model's preprocessing (it imputes); "
+                                                   "set it true or null")
+        return None
+    target = str(node.get("_target_", ""))
+    scale = target.rsplit(".", 1)[-1] in _SCALED
+    kinds = [f.kind for f in features]
+    spec = Preprocessing(tuple(i for i, k in enumerate(kinds) if k == "numeric"),
+                         tuple(i for i, k in enumerate(kinds) if k == "binary"),
+                         tuple(i for i, k in enumerate(kinds) if k == "categorical"), bool(impute), scale)
+    if not (spec.categorical or spec.impute or spec.scale):
+        return None  # nothing to do: the raw matrix
+    return spec
+
+
+class FrameModel:
+    """A researcher's estimator behind the engine's interface: it is handed a DataFrame with the
+    data's own columns and values (what it was trained on) and its own label values, and it
+    answers with probability columns in the engine's label order."""
+
+    def __init__(self, estimator, features, columns, label_values):
+        self.estimator = estimator
+        self.features = tuple(features)
+        self.columns = list(columns)
+        self.label_values = list(label_values)
+        if hasattr(estimator, "classes_"):
+            self._order()
+
+    def _frame(self, X):
+        from .data.table import decode_frame
+
+        return decode_frame(np.asarray(X, dtype=float), self.features, self.columns)
+
+    def _order(self):
+        classes = [v.item() if isinstance(v, np.generic) else v for v in self.estimator.classes_]
+        self.order_ = np.asarray([classes.index(v) for v in self.label_values])
+        self.classes_ = np.arange(len(self.label_values))
+
+    def fit(self, X, y):
+        values = np.asarray(self.label_values, dtype=object)[np.asarray(y, dtype=int)]
+        if all(isinstance(v, (int, np.integer)) for v in self.label_values):
+            values = values.astype(np.int64)
+        self.estimator.fit(self._frame(X), values)
+        self._order()
+        return self
+
+    def predict_proba(self, X):
+        return np.asarray(self.estimator.predict_proba(self._frame(X)), dtype=np.float64)[:, self.order_]
+
+    def predict(self, X):
+        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+
+    def score(self, X, y):
+        return float(np.mean(self.predict(X) == np.asarray(y)))
+
+    def get_params(self, deep=True):
+        return self.estimator.get_params(deep=deep)
+
+
+def _final_step(est):
+    steps = getattr(est, "steps", None)
+    return steps[-1][1] if steps else est
+
+
+@dataclass
+class ModelRecipe:
+    """How to build a fresh, unfitted copy of a model: from a config node (``_target_`` plus
+    keyword arguments, with the data's preprocessing in a Pipeline) or as a clone of a saved
+    model. ``fitted`` holds the saved model itself (the target, not refitted)."""
+
+    key: str
+    node: dict | None = None
+    preprocessing: Preprocessing | None = None
+    prototype: Any = None
+    features: tuple = ()
+    columns: tuple = ()
+    label_values: tuple = ()
+    fitted: Any = None
+    path: str | None = None
+
+    @property
+    def saved(self) -> bool:
+        return self.prototype is not None
+
+    @property
+    def random_state_seed(self):
+        return None if self.node is None else self.node.get("random_state")
+
+    def build(self, random_state: Any = None):
+        """A fresh estimator; ``random_state`` (a seed or RandomState) goes to the estimator
+        that takes one (the last step of a Pipeline)."""
+        if self.saved:
+            from sklearn.base import clone
+
+            est = clone(self.prototype)
+            final = _final_step(est)
+            if random_state is not None and "random_state" in final.get_params(deep=False):
+                final.set_params(random_state=random_state)
+            return FrameModel(est, self.features, self.columns, self.label_values)
+        kwargs = {k: v for k, v in self.node.items() if k not in ENGINE_KEYS}
+        est = build_estimator(kwargs, self.key, **_random_state_kwarg(kwargs, random_state))
+        if self.preprocessing is None:
+            return est
+        from sklearn.pipeline import Pipeline
+
+        return Pipeline([("preprocess", self.preprocessing.build()), ("model", est)])
+
+    def build_seeded(self):
+        """A fresh estimator with a fresh ``RandomState(random_state)`` from the node, as the
+        notebook passed (saved models keep their own setting)."""
+        return self.build(random_state_from(self.node) if self.node is not None else None)
+
+    def describe(self) -> dict[str, Any]:
+        """Everything that defines the recipe, for cache keys and reports."""
+        if self.saved:
+            return {"saved": self.path, "params": repr(sorted(self.prototype.get_params(deep=True).items(),
+                                                                 key=lambda kv: kv[0]))}
+        return {"node": dict(self.node), "preprocessing": None if self.preprocessing is None
+                else self.preprocessing.describe()}
+
+    def label(self) -> str:
+        """A short name for reports: the class and its key knobs."""
+        if self.saved:
+            return f"saved {type(_final_step(self.prototype)).__name__} ({self.path})"
+        name = str(self.node.get("_target_", "model")).rsplit(".", 1)[-1]
+        knobs = ", ".join(f"{k}={self.node[k]}" for k in ("C", "gamma", "n_estimators", "max_depth", "n_neighbors")
+                          if k in self.node)
+        return f"{name}({knobs})"
+
+
+def _random_state_kwarg(kwargs: Mapping[str, Any], random_state: Any) -> dict[str, Any]:
+    """``random_state`` as a keyword for factories that take one (KNN and naive Bayes do not)."""
+    import inspect
+
+    if random_state is None:
+        return {}
+    target = kwargs.get("_target_")
+    try:
+        from hydra.utils import get_object
+
+        params = inspect.signature(get_object(str(target))).parameters
+    except Exception:  # reported by build_estimator with the config key
+        return {"random_state": random_state}
+    return {"random_state": random_state} if "random_state" in params else {}
+
+
+def model_recipe(node: Mapping[str, Any], key: str, source, launch_dir=None) -> ModelRecipe:
+    """Validate a model node against the data source and turn it into a recipe."""
+    node = dict(node)
+    table = getattr(source, "kind", "") == "table"
+    impute = bool(getattr(source, "impute", False))
+    if node.get("path") is not None and "_target_" not in node:
+        return _saved_recipe(node, key, source, launch_dir)
+    target = node.get("_target_")
+    if not target:
+        raise ConfigError(f"{key}._target_", "missing: name the estimator class to build")
+    check_target(str(target), key)
+    pre = preprocessing_for(node, key, source.features, table=table, impute=impute)
+    recipe = ModelRecipe(key=key, node=node, preprocessing=pre)
+    recipe.build()  # validates the parameters under the config key
+    return recipe
+
+
+def _saved_recipe(node: Mapping[str, Any], key: str, source, launch_dir) -> ModelRecipe:
+    from pathlib import Path
+
+    from sklearn.base import clone
+
+    from .saved_models import check_saved_model, load_saved_model
+
+    if getattr(source, "kind", "") != "table" or getattr(source, "layout", "") != "files":
+        raise ConfigError(f"{key}.path", "a saved model needs the rows it was trained on: use data=table with "
+                                         "data.train_path (the members) and data.test_path (held-out rows)")
+    path = Path(str(node["path"])).expanduser()
+    if not path.is_absolute() and launch_dir is not None:
+        path = Path(launch_dir) / path
+    est = load_saved_model(path, key=key, fmt=node.get("format") or "auto",
+                           trusted_types=tuple(node.get("trusted_types") or ()),
+                           trust_pickle=bool(node.get("trust_pickle")))
+    columns = check_saved_model(est, key=key, labels=list(source.label_values), feature_names=list(source.feature_names))
+    try:
+        prototype = clone(est)
+    except Exception as e:
+        raise ConfigError(f"{key}.path", f"the model cannot be cloned, so the attacker cannot copy its recipe: {e}") \
+            from None
+    fitted = FrameModel(est, source.features, columns, source.label_values)
+    return ModelRecipe(key=key, prototype=prototype, features=tuple(source.features), columns=tuple(columns),
+                       label_values=tuple(source.label_values), fitted=fitted, path=str(path))

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any, Mapping
 
+import numpy as np
+
 from .scenario import Dataset, ScenarioResult
 
 
@@ -15,12 +17,45 @@ def write_json(path: Path, data: Mapping[str, Any]) -> Path:
     return path
 
 
+def _cell(v: float, feature) -> Any:
+    if v != v:  # NaN: a missing value
+        return ""
+    if feature.kind != "numeric" and feature.categories:
+        return feature.categories[int(v)]
+    return int(v) if feature.discrete and float(v).is_integer() else repr(float(v))
+
+
 def write_dataset(path: Path, ds: Dataset) -> Path:
+    """Rows in the data's own values (categories by name, labels as the data calls them)."""
+    label_of = dict(zip(ds.labels, ds.label_values))
     with path.open("w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow([*ds.feature_names, "label"])
-        for row, label in zip(ds.X, ds.y):
-            w.writerow([int(v) if d else repr(float(v)) for v, d in zip(row, ds.discrete)] + [int(label)])
+        w.writerow((["id"] if ds.ids is not None else []) + [*ds.feature_names, "label"])
+        for i, (row, label) in enumerate(zip(ds.X, ds.y)):
+            w.writerow(([ds.ids[i]] if ds.ids is not None else [])
+                       + [_cell(v, f) for v, f in zip(row, ds.features)] + [label_of[int(label)]])
+    return path
+
+
+def write_record_scores(path: Path, result: ScenarioResult) -> Path | None:
+    """Every audited record's score from every attack: row id, member flag, label, one column
+    per attack. It says which records are exposed, so it is disclosive: local by default."""
+    import pandas as pd
+
+    rs = result.record_scores
+    if not rs:
+        return None
+    labels = dict(zip(result.datasets["target_train"].labels, result.labels))
+    n = len(rs["member"])
+    ids = rs["id"] if rs["id"] is not None else np.asarray(
+        [f"member:{i}" for i in range(int(rs["member"].sum()))] + [f"nonmember:{i}" for i in
+                                                                   range(n - int(rs["member"].sum()))], dtype=object)
+    frame = pd.DataFrame({"id": [str(v) for v in ids], "member": rs["member"],
+                          "label": [str(labels[int(v)]) for v in rs["label"]]})
+    for name, scores in rs["scores"].items():
+        frame[name] = np.asarray(scores, dtype=np.float64)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
     return path
 
 
@@ -31,8 +66,10 @@ def write_models(directory: Path, models: Mapping[str, Any]) -> list[Path]:
     return [Path(joblib.dump(m, directory / f"{name}_model.joblib")[0]) for name, m in models.items()]
 
 
-def write_run_outputs(result: ScenarioResult, out_dir: Path, *, datasets: bool, models: bool) -> dict[str, Path]:
-    """Plots, CSVs and models; returns artifact-directory -> path (files or folders)."""
+def write_run_outputs(result: ScenarioResult, out_dir: Path, *, datasets: bool, models: bool,
+                      schema=None) -> dict[str, Path]:
+    """Plots, CSVs, models, per-record scores and (for a table) its schema; returns
+    artifact-directory -> path (files or folders). ``datasets``/``models`` false: not written."""
     from . import plots
 
     written: dict[str, Path] = {}
@@ -54,4 +91,12 @@ def write_run_outputs(result: ScenarioResult, out_dir: Path, *, datasets: bool, 
     if models:
         write_models(out_dir / "models", result.models)
         written["models"] = out_dir / "models"
+    scores = write_record_scores(out_dir / "records" / "scores.parquet", result)
+    if scores is not None:
+        written["records"] = scores.parent
+    if schema is not None:
+        from .data.table import schema_yaml
+
+        (out_dir / "data_schema.yaml").write_text(schema_yaml(schema.features, schema.name))
+        written["config"] = out_dir / "data_schema.yaml"
     return written

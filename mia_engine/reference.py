@@ -249,21 +249,19 @@ def model_random_state(seed: int, m: int) -> np.random.RandomState:
     return np.random.RandomState(np.random.MT19937(np.random.SeedSequence(seed, spawn_key=(m,))))
 
 
-def _fit_one(m: int, model_node: dict, model_key: str, seed: int, X_train: np.ndarray, y_train: np.ndarray,
+def _fit_one(m: int, recipe, model_key: str, seed: int, X_train: np.ndarray, y_train: np.ndarray,
              X_query: np.ndarray, keep_model: bool):
     """Build, fit and query reference model ``m``; runs in a joblib worker (thread or process)."""
-    from .models import build_estimator, fit_model, require_probabilities
+    from .models import fit_model, require_probabilities
 
-    est = build_estimator(model_node, model_key)
-    if "random_state" in est.get_params(deep=False):
-        est.set_params(random_state=model_random_state(seed, m))
+    est = recipe.build(random_state=model_random_state(seed, m))
     require_probabilities(est, model_key)
     fit_model(est, X_train, y_train, model_key)  # thread-safe for libsvm's shared RNG
     proba = np.asarray(est.predict_proba(X_query), dtype=np.float64)
     return proba, np.asarray(est.classes_), (est if keep_model else None)
 
 
-def _fit_all(node: dict, model_key: str, seed: int, X_pool, y_pool, X_query, masks, classes, *,
+def _fit_all(recipe, model_key: str, seed: int, X_pool, y_pool, X_query, masks, classes, *,
              n_jobs: int, backend: str, show_bar: bool, keep_models: bool):
     import warnings
 
@@ -274,7 +272,7 @@ def _fit_all(node: dict, model_key: str, seed: int, X_pool, y_pool, X_query, mas
     n_models = masks.shape[0]
     probabilities = np.empty((n_models, X_query.shape[0], len(classes)), dtype=np.float64)
     models: list | None = [] if keep_models else None
-    tasks = (delayed(_fit_one)(m, node, model_key, seed, X_pool[masks[m]], y_pool[masks[m]], X_query, keep_models)
+    tasks = (delayed(_fit_one)(m, recipe, model_key, seed, X_pool[masks[m]], y_pool[masks[m]], X_query, keep_models)
              for m in range(n_models))
     bar = None
     if show_bar:
@@ -379,15 +377,16 @@ def _write_entry(path: Path, entry: dict) -> bool:
 # Entry point
 
 
-def train_reference_models(model_node: Mapping, model_key: str, X_pool, y_pool, X_extra=None, *, n_models: int,
+def train_reference_models(model, model_key: str, X_pool, y_pool, X_extra=None, *, n_models: int,
                            seed: int, n_jobs: int = -1, backend: str = DEFAULT_BACKEND,
                            cache_dir: Path | str | None = None, cache_parts: Mapping | None = None,
                            progress: bool | None = None, keep_models: bool = True) -> ReferenceSet:
     """Train ``n_models`` reference models on halves of the pool and query them (or load them from the cache).
 
-    ``model_node`` is the target's ``{_target_: ..., **kwargs}`` node and ``model_key`` its config
-    key (used in error messages). Model ``m`` is built from the node; if the estimator has a
-    ``random_state`` it gets a ``RandomState`` seeded from ``SeedSequence(seed, spawn_key=(m,))``.
+    ``model`` is the training recipe (a :class:`~mia_engine.models.ModelRecipe`, or a plain
+    ``{_target_: ..., **kwargs}`` node) and ``model_key`` its config key (used in error
+    messages). Model ``m`` is built from it; if the estimator takes a ``random_state`` it gets
+    a ``RandomState`` seeded from ``SeedSequence(seed, spawn_key=(m,))``.
     It is fitted on the pool rows of its half (:func:`halves` with ``seed``) and queried with
     ``predict_proba`` on the pool rows followed by ``X_extra``.
 
@@ -410,9 +409,17 @@ def train_reference_models(model_node: Mapping, model_key: str, X_pool, y_pool, 
         # None would draw fresh halves on every call under one cache key
         raise ConfigError("reference.seed", f"must be a non-negative integer, got {seed!r}")
     seed = int(seed)
-    node = _plain(model_node, "model_node")
-    if not isinstance(node, dict):
-        raise ConfigError(model_key, "the model node must be a mapping with a _target_")
+    from .models import ModelRecipe
+
+    if isinstance(model, ModelRecipe):
+        recipe = model
+    else:
+        node = _plain(model, "model_node")
+        if not isinstance(node, dict):
+            raise ConfigError(model_key, "the model node must be a mapping with a _target_")
+        recipe = ModelRecipe(key=model_key, node=node)
+    # A plain node keys the cache as it always did; preprocessing or a saved model add their part.
+    described = recipe.node if (not recipe.saved and recipe.preprocessing is None) else recipe.describe()
     X_pool = np.asarray(X_pool)
     y_pool = np.asarray(y_pool)
     if X_pool.ndim != 2 or y_pool.ndim != 1 or X_pool.shape[0] != y_pool.shape[0]:
@@ -426,7 +433,7 @@ def train_reference_models(model_node: Mapping, model_key: str, X_pool, y_pool, 
     masks = halves(y_pool, n_models, seed)
     classes = np.unique(y_pool)
     X_query = np.vstack([X_pool, X_extra]) if len(X_extra) else X_pool
-    key = cache_key(node, n_models, seed, X_pool, y_pool, X_extra, cache_parts)
+    key = cache_key(described, n_models, seed, X_pool, y_pool, X_extra, cache_parts)
 
     path = None
     if cache_dir is not None:
@@ -447,16 +454,16 @@ def train_reference_models(model_node: Mapping, model_key: str, X_pool, y_pool, 
                                 models=list(entry["models"]) if keep_models else None)
 
     # Fail in the caller's process, with the config key, before any worker starts.
-    from .models import build_estimator, require_probabilities
+    from .models import require_probabilities
 
-    require_probabilities(build_estimator(node, model_key), model_key)
+    require_probabilities(recipe.build(), model_key)
 
     show_bar = sys.stderr.isatty() if progress is None else bool(progress)
     workers = _n_workers(n_jobs, backend, n_models)
     log.info("training %d reference models on %d worker%s (%s) ...", n_models, workers,
              "" if workers == 1 else "s", backend)
     start = time.perf_counter()
-    probabilities, models = _fit_all(node, model_key, seed, X_pool, y_pool, X_query, masks, classes,
+    probabilities, models = _fit_all(recipe, model_key, seed, X_pool, y_pool, X_query, masks, classes,
                                      n_jobs=n_jobs, backend=backend, show_bar=show_bar, keep_models=keep_models)
     elapsed = time.perf_counter() - start
     log.info("trained %d reference models in %.2f s", n_models, elapsed)

@@ -9,7 +9,8 @@ def _probs(labels, probs, digits: int) -> str:
     return "  ".join(f"[{label}] {p:.{digits}f}" for label, p in zip(labels, probs))
 
 
-def format_report(summary: Mapping[str, Any], model: str, output_dir: str) -> str:
+def format_report(summary: Mapping[str, Any], model: str, output_dir: str,
+                  extra: list[tuple[str, str]] | None = None) -> str:
     labels = summary["labels"]
     rows: list[tuple[str, str]] = []
     rec = summary.get("target_record")
@@ -51,6 +52,7 @@ def format_report(summary: Mapping[str, Any], model: str, output_dir: str) -> st
     t = summary["target"]
     fresh = "n/a" if t["test_accuracy"] is None else f"{t['test_accuracy']:.3f}"
     rows.append(("target model", f"{model}: accuracy train {t['train_accuracy']:.3f}, fresh data {fresh}"))
+    rows += list(extra or [])
     rows.append(("outputs", output_dir))
     ml = summary.get("mlflow") or {}
     if ml.get("run_id"):

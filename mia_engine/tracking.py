@@ -7,6 +7,8 @@
   state), with every failure turned into a one-line :class:`~mia_engine.errors.TrackingError`.
 - :class:`SweepParentRun` is the Hydra callback that opens one parent run per multirun and
   closes it FINISHED, or FAILED when a job failed or the sweep died.
+- :meth:`RunTracker.log_datasets` records WHAT was audited (name, source, digest, context, row
+  count, column kinds, a small profile) through MLflow's dataset tracking; no row is ever logged.
 
 ``mlflow`` itself is imported lazily, so ``tracking=none`` runs never pay for it.
 """
@@ -16,12 +18,13 @@ from __future__ import annotations
 import atexit
 import functools
 import json
+import numbers
 import os
 import re
 import subprocess
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 from hydra.experimental.callback import Callback
 
@@ -191,6 +194,26 @@ class RunTracker:
             for i in range(0, len(items), 1000):
                 self.client.log_batch(self.run_id, metrics=items[i:i + 1000])
 
+    def log_datasets(self, datasets: Sequence[Mapping[str, Any]] | None) -> None:
+        """Log dataset descriptions (see :func:`_dataset_input`) as the run's dataset inputs.
+
+        Only metadata reaches MLflow: the source (a path or URI-like text), the digest, the
+        context tag, the schema and the profile (``num_rows``, the full ``sha256`` and the
+        caller's summary). A malformed description is a one-line :class:`TrackingError`.
+        """
+        if not datasets:
+            return
+        with _guard(self.uri, "logging datasets"):
+            inputs = [_dataset_input(i, d) for i, d in enumerate(datasets)]
+            seen: dict[tuple[str, str], int] = {}
+            for i, di in enumerate(inputs):
+                key = (di.dataset.name, di.dataset.digest)
+                if key in seen:  # MLflow keeps one input per (name, digest) and run: the other context would vanish
+                    raise TrackingError(f"tracking: datasets[{i}] ({key[0]!r}) has the name and digest of "
+                                        f"datasets[{seen[key]}]; give each context its own name")
+                seen[key] = i
+            self.client.log_inputs(self.run_id, datasets=inputs)
+
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         path = Path(path)
         with _guard(self.uri, f"uploading {path.name}"):
@@ -214,10 +237,124 @@ class RunTracker:
             pass
 
 
+# ---------------------------------------------------------------------------------------------
+# Dataset descriptions: metadata only, never rows
+
+DATASET_KEYS = ("name", "source", "digest", "context", "n_rows", "schema", "profile")
+DATASET_KINDS = {"numeric": "double", "binary": "long", "categorical": "string", "label": "string"}
+DIGEST_PREFIX = 16  # hex digits of the SHA-256 stored as MLflow's digest (MLflow allows <= 36)
+_MAX_PROFILE_CHARS = 65536  # a summary, not data
+_RESERVED_PROFILE_KEYS = ("num_rows", "sha256")
+_FILE_SUFFIXES = (".csv", ".tsv", ".txt", ".parquet", ".pq", ".feather", ".arrow", ".json", ".jsonl",
+                  ".xlsx", ".xls", ".pkl", ".npz", ".npy", ".gz", ".zip", ".bz2", ".xz", ".zst", ".db", ".sqlite")
+
+
+def _dataset_input(index: int, ds: Mapping[str, Any]):
+    """An ``mlflow.entities.DatasetInput`` for one dataset description (a plain dict)::
+
+        {"name": str, "source": str, "digest": <SHA-256 hex>, "context": "train" | "test" | ...,
+         "n_rows": int, "schema": {column: "numeric" | "categorical" | "binary" | "label"},
+         "profile": {small JSON-able summary}}
+
+    MLflow gets a ``MetaDataset`` (no rows): the digest is the first :data:`DIGEST_PREFIX`
+    hex digits, the schema a ``mlflow.types.Schema`` of ColSpecs (numeric -> double,
+    binary -> long, categorical and label -> string), the profile ``{"num_rows", "sha256",
+    **profile}``, and the context the input tag ``mlflow.data.context``.
+    """
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.entities import Dataset as DatasetEntity
+    from mlflow.entities import DatasetInput, InputTag
+    from mlflow.types import ColSpec, Schema
+    from mlflow.utils.mlflow_tags import MLFLOW_DATASET_CONTEXT
+
+    where = f"tracking: datasets[{index}]"
+    if not isinstance(ds, Mapping):
+        raise TrackingError(f"{where}: expected a dict, got {type(ds).__name__}")
+    where = f"{where} ({ds.get('name')!r})"
+    unknown = sorted(str(k) for k in ds if k not in DATASET_KEYS)
+    missing = [k for k in DATASET_KEYS if k not in ds and k != "profile"]
+    if unknown or missing:
+        raise TrackingError(f"{where}: " + "; ".join(
+            ([f"unknown keys {unknown}"] if unknown else []) + ([f"missing keys {missing}"] if missing else []))
+            + f" (expected {list(DATASET_KEYS)})")
+    for key in ("name", "source", "context"):
+        if not isinstance(ds[key], str) or not ds[key]:
+            raise TrackingError(f"{where}: {key} must be a non-empty string, got {ds[key]!r}")
+    digest = ds["digest"]
+    if not isinstance(digest, str) or not re.fullmatch(r"[0-9a-fA-F]{64}", digest):
+        raise TrackingError(f"{where}: digest must be a SHA-256 hex digest (64 hex digits), got {digest!r}")
+    digest = digest.lower()
+    n_rows = ds["n_rows"]
+    if isinstance(n_rows, bool) or not isinstance(n_rows, numbers.Integral) or n_rows < 0:
+        raise TrackingError(f"{where}: n_rows must be an integer >= 0, got {n_rows!r}")
+    schema = ds["schema"]
+    if not isinstance(schema, Mapping):
+        raise TrackingError(f"{where}: schema must be a dict column -> kind, got {type(schema).__name__}")
+    bad = {str(c): k for c, k in schema.items() if k not in DATASET_KINDS}
+    if bad:
+        raise TrackingError(f"{where}: schema kinds must be one of {list(DATASET_KINDS)}, got {bad}")
+    profile = ds.get("profile") or {}
+    if not isinstance(profile, Mapping):
+        raise TrackingError(f"{where}: profile must be a dict, got {type(profile).__name__}")
+    clash = [k for k in _RESERVED_PROFILE_KEYS if k in profile]
+    if clash:
+        raise TrackingError(f"{where}: profile keys {clash} are reserved (set from n_rows and digest)")
+    try:
+        profile_json = json.dumps({"num_rows": int(n_rows), "sha256": digest, **profile}, allow_nan=False,
+                                  default=_json_scalar)
+    except (TypeError, ValueError) as e:
+        raise TrackingError(f"{where}: profile is not JSON-able: {e}") from None
+    if len(profile_json) > _MAX_PROFILE_CHARS:
+        raise TrackingError(f"{where}: profile is {len(profile_json)} characters as JSON; at most "
+                            f"{_MAX_PROFILE_CHARS} (a summary, never the data)")
+
+    columns = [ColSpec(DATASET_KINDS[kind], str(col)) for col, kind in schema.items()]
+    meta = MetaDataset(_dataset_source(ds["source"]), name=ds["name"], digest=digest[:DIGEST_PREFIX],
+                       schema=Schema(columns) if columns else None)
+    entity = meta._to_mlflow_entity()  # MetaDataset has no profile: add ours to its entity
+    entity = DatasetEntity(name=entity.name, digest=entity.digest, source_type=entity.source_type,
+                           source=entity.source, schema=entity.schema, profile=profile_json)
+    return DatasetInput(entity, tags=[InputTag(MLFLOW_DATASET_CONTEXT, ds["context"])])
+
+
+def _json_scalar(o: Any) -> Any:
+    """numpy scalars (class counts from pandas and numpy) as Python numbers."""
+    if hasattr(o, "item") and getattr(o, "ndim", None) == 0:
+        return o.item()
+    raise TypeError(f"{type(o).__name__} is not JSON serializable")
+
+
+def _dataset_source(source: str):
+    """The MLflow ``DatasetSource`` for a source text: an ``http(s)`` URL, another URI with a
+    scheme MLflow knows (``s3://``, ``gs://``...), a file path (``local``), else the name of
+    the code that produced the data (``code``, e.g. ``sklearn.datasets.load_breast_cancer``)."""
+    import warnings
+
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+    from mlflow.data.dataset_source_registry import get_dataset_source_from_json, resolve_dataset_source
+    from mlflow.data.http_dataset_source import HTTPDatasetSource
+
+    if re.match(r"https?://", source, re.IGNORECASE):
+        return HTTPDatasetSource(source)
+    if re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", source) and not source.lower().startswith("file:"):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return resolve_dataset_source(source)
+        except Exception:
+            return CodeDatasetSource({"mlflow.source.name": source})
+    if (source.lower().startswith("file:") or "/" in source or os.sep in source or source.startswith("~")
+            or source.lower().endswith(_FILE_SUFFIXES) or os.path.exists(source)):
+        return get_dataset_source_from_json(json.dumps({"uri": source}), "local")
+    return CodeDatasetSource({"mlflow.source.name": source})
+
+
 def _log_and_finish(tracker: RunTracker, params: Mapping[str, Any], metrics: Mapping[str, float],
-                    artifacts: list[tuple[str, str | None]]) -> None:
+                    artifacts: list[tuple[str, str | None]],
+                    datasets: Sequence[Mapping[str, Any]] | None = None) -> None:
     tracker.log_params(params)
     tracker.log_metrics(metrics)
+    tracker.log_datasets(datasets)
     for path, artifact_path in artifacts:
         tracker.log_artifact(Path(path), artifact_path)
     tracker.finish("FINISHED")
@@ -241,8 +378,8 @@ class TrackingSession:
 
     ``open()`` asks for the run to be created and returns at once; ``wait_open()`` waits for
     it (:class:`TrackingError` if the store cannot be reached) and sets ``run_id``,
-    ``experiment_id`` and ``uri``. ``log_and_finish()`` logs everything and closes the run
-    FINISHED; ``abandon()`` closes it FAILED (before ``open()``, it only stops the helper).
+    ``experiment_id`` and ``uri``. ``log_and_finish()`` logs everything (params, metrics,
+    dataset descriptions, artifacts) and closes the run FINISHED; ``abandon()`` closes it FAILED (before ``open()``, it only stops the helper).
     """
 
     def __init__(self, tracking: Mapping[str, Any], launch_dir: Path, run_name: str,
@@ -287,18 +424,21 @@ class TrackingSession:
             self.run_id, self.experiment_id, self.uri = self._receive()
 
     def log_and_finish(self, params: Mapping[str, Any], metrics: Mapping[str, float],
-                       artifacts: list[tuple[Path, str | None]]) -> None:
+                       artifacts: list[tuple[Path, str | None]],
+                       datasets: Sequence[Mapping[str, Any]] | None = None) -> None:
+        """``datasets``: dataset descriptions for :meth:`RunTracker.log_datasets` (plain dicts)."""
         items = [(str(p), a) for p, a in artifacts]
+        described = [dict(d) if isinstance(d, Mapping) else d for d in datasets] if datasets else None
         if self._proc is None:
             self.wait_open()
             try:
-                _log_and_finish(self._tracker, params, metrics, items)
+                _log_and_finish(self._tracker, params, metrics, items, described)
             except BaseException:
                 self._tracker.fail_quietly()
                 raise
         else:
             self.wait_open()
-            self._send(("log", dict(params), dict(metrics), items))
+            self._send(("log", dict(params), dict(metrics), items, described))
             self._receive()
             self._stop()
 
@@ -347,7 +487,8 @@ class TrackingSession:
 
 
 def _helper(conn, tracking, launch_dir, run_name, tags, parent_run_id) -> None:
-    """The forked helper: warm MLflow up, then serve start / log / fail requests."""
+    """The forked helper: warm MLflow up, then serve start / log / fail requests
+    (``("log", params, metrics, artifacts, datasets)``)."""
     try:
         uri = resolve_tracking_uri(tracking.get("uri"), launch_dir)
         _configure_mlflow(tracking)

@@ -38,3 +38,56 @@ def run_cli(args, cwd: Path, env: dict | None = None, timeout: float = 300) -> s
 @pytest.fixture
 def compose_cfg():
     return compose_config
+
+
+def make_patients(n: int = 300, seed: int = 0, missing: bool = True):
+    """A small table of made-up patients as a real user's CSV would hold them: an id column,
+    a string label ("Yes"/"No"), a categorical column with gaps, numbers and a binary column."""
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    age = rng.integers(20, 90, n)
+    smoker = rng.choice(["no", "yes"], n, p=[0.7, 0.3])
+    region = rng.choice(["north", "south", "east", "west"], n).astype(object)
+    bmi = np.round(rng.normal(27, 4, n), 1)
+    risk = 0.04 * (age - 55) + 1.2 * (smoker == "yes") + 0.15 * (bmi - 27) + (region == "north") * 0.8
+    label = np.where(rng.random(n) < 1 / (1 + np.exp(-risk)), "Yes", "No")
+    if missing:
+        region[rng.choice(n, 12, replace=False)] = None
+    return pd.DataFrame({"patient_id": [f"P{i:04d}" for i in range(n)], "age": age, "smoker": smoker,
+                         "region": region, "bmi": bmi, "readmitted": label})
+
+
+@pytest.fixture(scope="session")
+def patients_csv(tmp_path_factory):
+    """patients.csv (one table), and train.csv / test.csv / population.csv (a researcher's split)."""
+    d = tmp_path_factory.mktemp("patients")
+    frame = make_patients(400)
+    frame.to_csv(d / "patients.csv", index=False)
+    frame.iloc[:200].to_csv(d / "train.csv", index=False)
+    frame.iloc[200:300].to_csv(d / "test.csv", index=False)
+    frame.iloc[300:].to_csv(d / "population.csv", index=False)
+    return d
+
+
+@pytest.fixture(scope="session")
+def saved_forest(patients_csv):
+    """A researcher's Pipeline (one-hot + random forest) fitted on train.csv, saved with skops."""
+    import pandas as pd
+    import skops.io as sio
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.impute import SimpleImputer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    train = pd.read_csv(patients_csv / "train.csv")
+    X, y = train.drop(columns=["patient_id", "readmitted"]), train["readmitted"]
+    cat = Pipeline([("impute", SimpleImputer(strategy="most_frequent")),
+                    ("onehot", OneHotEncoder(handle_unknown="ignore"))])
+    pre = ColumnTransformer([("cat", cat, ["smoker", "region"])], remainder="passthrough")
+    model = Pipeline([("pre", pre), ("rf", RandomForestClassifier(n_estimators=50, random_state=0))]).fit(X, y)
+    path = patients_csv / "forest.skops"
+    sio.dump(model, path)
+    return path

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from types import SimpleNamespace
 
@@ -10,9 +11,13 @@ import pytest
 from scipy.stats import norm
 
 from conftest import compose_config
-from mia_engine.attacks import Candidates, Knowledge, LiraAttack, RmiaAttack
+from mia_engine import attacks as attacks_mod
+from mia_engine.attacks import (REGISTRY, Attack, Boolean, Candidates, Choice, Classifier, FeatureList, Integer,
+                                Interval, Knowledge, LiraAttack, OrNone, Real, RmiaAttack, build_attack, build_attacks,
+                                validate_params)
+from mia_engine.errors import ConfigError
 from mia_engine.scenario import run_scenario
-from mia_engine.signals import attack_features, entropy, true_label_logit, true_label_probability
+from mia_engine.signals import FEATURES, attack_features, entropy, true_label_logit, true_label_probability
 
 # Labels that carry no signal: both classes draw the same continuous features, so a model
 # can only fit its training rows by memorising them, and anything it gets right on fresh
@@ -282,3 +287,228 @@ def test_loss_threshold_best_accuracy_by_hand():
     assert attack.threshold_ == pytest.approx(-0.2)
     mean = LossThresholdAttack("lt").fit(Knowledge(classes=np.array([0, 1]), shadow_models=[shadow]))
     assert mean.threshold_ == pytest.approx(-0.4)
+
+
+# ---- the registry and the parameter validator ------------------------------------------------
+
+LOGREG = {"_target_": "sklearn.linear_model.LogisticRegression"}
+# The smallest node of each kind built in code: everything else takes the constructor's default.
+MINIMAL = {
+    "shadow_lr": {"kind": "shadow_lr", "classifier": LOGREG},
+    "loss_threshold": {"kind": "loss_threshold"},
+    "lira": {"kind": "lira"},
+    "rmia": {"kind": "rmia"},
+    "worst_case": {"kind": "worst_case", "classifier": LOGREG},
+}
+AVAILABLE = ", ".join(FEATURES)
+
+
+def _build(kind, **params):
+    return build_attack("x", {**MINIMAL[kind], **params}, "attack.x")
+
+
+def _state(attack):
+    """An attack's constructor state, its classifier compared by parameters."""
+    return {k: (type(v).__name__, v.get_params() if k == "classifier" else v) for k, v in vars(attack).items()}
+
+
+@pytest.mark.parametrize("kind,params,key,message", [
+    # Interval (with and without `what`)
+    ("shadow_lr", {"threshold": 1.5}, "threshold", "a probability threshold must lie in [0, 1], got 1.5"),
+    ("rmia", {"threshold": -0.1}, "threshold", "a probability threshold must lie in [0, 1], got -0.1"),
+    ("worst_case", {"threshold": None}, "threshold", "a probability threshold must lie in [0, 1], got None"),
+    ("rmia", {"threshold": float("nan")}, "threshold", "a probability threshold must lie in [0, 1], got nan"),
+    ("rmia", {"a": 2}, "a", "must lie in [0, 1], got 2"),
+    ("rmia", {"a": "half"}, "a", "must lie in [0, 1], got 'half'"),
+    # Real(gt=0) and OrNone(Real())
+    ("rmia", {"gamma": 0}, "gamma", "RMIA's likelihood-ratio threshold must be positive, got 0"),
+    ("rmia", {"gamma": -1.5}, "gamma", "RMIA's likelihood-ratio threshold must be positive, got -1.5"),
+    ("rmia", {"gamma": None}, "gamma", "RMIA's likelihood-ratio threshold must be a number, got None"),
+    ("loss_threshold", {"threshold": "low"}, "threshold", "must be a number, got 'low'"),
+    ("lira", {"threshold": True}, "threshold", "must be a number, got True"),
+    # Integer(min=...)
+    ("shadow_lr", {"n_shadow_models": 0}, "n_shadow_models", "must be at least 1, got 0"),
+    ("loss_threshold", {"n_shadow_models": None}, "n_shadow_models", "must be at least 1, got None"),
+    ("shadow_lr", {"n_shadow_models": 1.5}, "n_shadow_models", "must be an integer, got 1.5"),
+    ("worst_case", {"n_folds": 1}, "n_folds", "must be at least 2, got 1"),
+    ("worst_case", {"n_repeats": 0}, "n_repeats", "must be at least 1, got 0"),
+    ("worst_case", {"seed": -1}, "seed", "must be at least 0, got -1"),
+    ("worst_case", {"seed": "abc"}, "seed", "must be an integer, got 'abc'"),
+    # Choice
+    ("loss_threshold", {"calibration": "median"}, "calibration",
+     "unknown calibration 'median'; available: mean_train_loss, best_accuracy"),
+    ("lira", {"variance": "global"}, "variance", "unknown variance 'global'; available: per_record, fixed"),
+    ("lira", {"variance": None}, "variance", "unknown variance None; available: per_record, fixed"),
+    # Boolean
+    ("lira", {"online": "false"}, "online", "must be true or false, got 'false'"),
+    ("shadow_lr", {"per_class": 1}, "per_class", "must be true or false, got 1"),
+    ("rmia", {"tie_break": None}, "tie_break", "must be true or false, got None"),
+    # FeatureList
+    ("shadow_lr", {"features": []}, "features", f"name at least one feature; available: {AVAILABLE}"),
+    ("worst_case", {"features": None}, "features", f"name at least one feature; available: {AVAILABLE}"),
+    ("shadow_lr", {"features": ["entropy", "loss"]}, "features.1",
+     f"unknown attack feature 'loss'; available: {AVAILABLE}"),
+    ("shadow_lr", {"features": "entropy"}, "features",
+     f"must be a list of features, e.g. [max_probability], got 'entropy'; available: {AVAILABLE}"),
+    # Classifier
+    ("shadow_lr", {"classifier": {"_target_": "sklearn.svm.LinearSVC"}}, "classifier",
+     "LinearSVC gives no probabilities (predict_proba)"),
+    ("worst_case", {"classifier": "sklearn.linear_model.LogisticRegression"}, "classifier",
+     "must be an estimator node {_target_: ..., ...}, got 'sklearn.linear_model.LogisticRegression'"),
+    # a key the attack does not declare
+    ("lira", {"thresold": 1.0}, "thresold", "unknown parameter of attack kind 'lira'; it takes: online, variance, "
+                                            "threshold"),
+    ("rmia", {"n_shadow_models": 2}, "n_shadow_models", "unknown parameter of attack kind 'rmia'; it takes: online, "
+                                                        "gamma, a, threshold, tie_break"),
+])
+def test_a_bad_parameter_is_an_error_naming_its_key(kind, params, key, message):
+    with pytest.raises(ConfigError) as err:
+        _build(kind, **params)
+    assert err.value.key == f"attack.x.{key}"
+    assert err.value.message == message
+
+
+@pytest.mark.parametrize("kind", ["shadow_lr", "worst_case"])
+def test_the_classifier_is_required(kind):
+    node = {k: v for k, v in MINIMAL[kind].items() if k != "classifier"}
+    with pytest.raises(ConfigError) as err:
+        build_attack("x", node, "attack.x")
+    assert err.value.key == "attack.x.classifier" and err.value.message.startswith("missing")
+
+
+@pytest.mark.parametrize("kind,params,attribute,expected", [
+    ("shadow_lr", {"threshold": 0}, "threshold", 0.0),           # bounds are inclusive
+    ("shadow_lr", {"threshold": 1}, "threshold", 1.0),
+    ("shadow_lr", {"n_shadow_models": 3.0}, "n_shadow_models", 3),
+    ("shadow_lr", {"n_shadow_models": np.int64(2)}, "n_shadow_models", 2),
+    ("shadow_lr", {"per_class": np.bool_(True)}, "per_class", True),
+    ("shadow_lr", {"features": ("entropy", "true_label_logit")}, "features", ("entropy", "true_label_logit")),
+    ("loss_threshold", {"threshold": None}, "threshold", None),
+    ("loss_threshold", {"threshold": -0.5}, "threshold", -0.5),
+    ("loss_threshold", {"calibration": "best_accuracy"}, "calibration", "best_accuracy"),
+    ("lira", {"threshold": 7}, "threshold", 7.0),
+    ("lira", {"online": False}, "online", False),
+    ("lira", {"variance": "fixed"}, "variance", "fixed"),
+    ("rmia", {"gamma": 1e-9}, "gamma", 1e-9),
+    ("rmia", {"a": 0}, "a", 0.0),
+    ("rmia", {"a": 1}, "a", 1.0),
+    ("rmia", {"tie_break": False}, "tie_break", False),
+    ("worst_case", {"seed": 0}, "seed", 0),
+    ("worst_case", {"n_folds": 2}, "n_folds", 2),
+])
+def test_accepted_parameters_reach_the_constructor(kind, params, attribute, expected):
+    value = getattr(_build(kind, **params), attribute)
+    assert value == expected and type(value) is type(expected)
+
+
+def test_the_constraints_on_their_own():
+    assert Integer()(-3, "k") == -3 and Integer(min=0)(0, "k") == 0
+    assert Real()(float("inf"), "k") == float("inf") and Real(gt=1)(1.5, "k") == 1.5
+    with pytest.raises(ConfigError, match="^k: must be greater than 1, got 1$"):
+        Real(gt=1)(1, "k")
+    assert Interval(-1, 2)(-1, "k") == -1.0
+    with pytest.raises(ConfigError, match=r"^k: must lie in \[-1, 2\], got 3$"):
+        Interval(-1, 2)(3, "k")
+    assert Choice("a", "b")("b", "x.mode") == "b"
+    with pytest.raises(ConfigError, match=r"^x\.mode: unknown mode \['a'\]; available: a, b$"):
+        Choice("a", "b")(["a"], "x.mode")
+    assert Boolean()(False, "k") is False
+    assert OrNone(Integer(min=1))(None, "k") is None
+    with pytest.raises(ConfigError, match="at least 1"):
+        OrNone(Integer(min=1))(0, "k")
+    assert FeatureList()(["entropy"], "k") == ["entropy"]
+    assert hasattr(Classifier()(LOGREG, "k"), "predict_proba")
+
+
+def test_a_minimal_node_builds_the_attack_the_config_schema_gives():
+    from omegaconf import OmegaConf
+
+    suite = compose_config(["attack=suite"], resolve=False).attack
+    code = {**MINIMAL, "lira_offline": {"kind": "lira", "online": False, "threshold": 3.0},
+            "rmia_offline": {"kind": "rmia", "online": False},
+            "lira": {"kind": "lira", "threshold": 0.0},
+            "worst_case": {**MINIMAL["worst_case"], "classifier": OmegaConf.to_container(suite.worst_case.classifier)}}
+    from_schema, from_code = build_attacks(suite), build_attacks(code)
+    assert list(from_schema) == ALL
+    for name in ALL:
+        assert _state(from_code[name]) == _state(from_schema[name]), name
+
+
+def test_the_registry_names_every_kind():
+    assert attacks_mod.KINDS == tuple(REGISTRY) == ("shadow_lr", "loss_threshold", "lira", "rmia", "worst_case")
+    for kind, cls in REGISTRY.items():
+        assert issubclass(cls, Attack) and cls.kind == kind
+        # Every declared parameter is a constructor keyword, and every constructor keyword is declared.
+        params = list(inspect.signature(cls.__init__).parameters)
+        assert params[:2] == ["self", "name"] and params[2:] == list(cls.parameters), kind
+        assert type(_build(kind)) is cls
+
+
+def test_an_unknown_kind_lists_the_registry():
+    with pytest.raises(ConfigError) as err:
+        build_attacks({"x": {"kind": "lirra"}})
+    assert err.value.key == "attack.x.kind"
+    assert err.value.message == ("unknown attack kind 'lirra'; available: shadow_lr, loss_threshold, lira, rmia, "
+                                 "worst_case")
+    with pytest.raises(ConfigError, match="unknown attack kind \\['lira'\\]"):
+        build_attack("x", {"kind": ["lira"]}, "attack.x")
+
+
+class _ConstantAttack(Attack):
+    """Scores every record alike: a stand-in for an attack added to the registry."""
+
+    kind = "constant"
+    parameters = {"value": Real(), "mode": Choice("fast", "slow"), "threshold": OrNone(Interval(0, 1))}
+    threat_model = "nothing"
+
+    def __init__(self, name, value, mode="fast", threshold=None):
+        super().__init__(name, threshold)
+        self.value = value
+        self.mode = mode
+
+    def score(self, candidates, knowledge):
+        return np.full(len(candidates.y), self.value)
+
+
+def test_a_registered_attack_is_built_by_kind(monkeypatch):
+    monkeypatch.setitem(REGISTRY, "constant", _ConstantAttack)
+    assert attacks_mod.KINDS[-1] == "constant"
+    built = build_attacks({"c": {"kind": "constant", "value": 2}, "l": {"kind": "lira"}})
+    c = built["c"]
+    assert type(c) is _ConstantAttack and c.value == 2.0 and c.mode == "fast" and c.threshold is None
+    assert not (c.needs_shadow_models or c.needs_reference or c.needs_membership_labels)
+    assert validate_params(_ConstantAttack, {"kind": "constant", "value": 1, "mode": "slow", "threshold": 0.25},
+                           "k") == {"value": 1.0, "mode": "slow", "threshold": 0.25}
+    for node, key in [({"kind": "constant"}, "attack.c.value"),
+                      ({"kind": "constant", "value": 1, "mode": "warp"}, "attack.c.mode"),
+                      ({"kind": "constant", "value": 1, "threshold": 2}, "attack.c.threshold"),
+                      ({"kind": "constant", "value": 1, "speed": 2}, "attack.c.speed")]:
+        with pytest.raises(ConfigError) as err:
+            build_attacks({"c": node})
+        assert err.value.key == key
+    with pytest.raises(ConfigError, match="available: .*worst_case, constant$"):
+        build_attacks({"c": {"kind": "nope"}})
+
+
+SHADOW = "population rows (shadow data) and the model's training recipe"
+ONLINE = ("population rows, the recipe, and the candidate records (some of them the target's members) to train "
+          "reference models on")
+OFFLINE = "population rows and the recipe"
+
+
+@pytest.mark.parametrize("node,shadow,reference,labels,threat", [
+    (MINIMAL["shadow_lr"], True, False, False, SHADOW),
+    (MINIMAL["loss_threshold"], True, False, False, SHADOW),
+    ({"kind": "lira"}, False, True, False, ONLINE),
+    ({"kind": "lira", "online": False}, False, True, False, OFFLINE),
+    ({"kind": "rmia"}, False, True, False, ONLINE),
+    ({"kind": "rmia", "online": False}, False, True, False, OFFLINE),
+    (MINIMAL["worst_case"], False, False, True, "the audit's true membership labels (an upper bound, not an attacker)"),
+], ids=["shadow_lr", "loss_threshold", "lira", "lira_offline", "rmia", "rmia_offline", "worst_case"])
+def test_needs_and_threat_model_per_kind(node, shadow, reference, labels, threat):
+    a = build_attack("x", node, "attack.x")
+    assert a.needs_shadow_models is shadow and (a.n_shadow_models > 0) is shadow
+    assert a.needs_reference is reference
+    assert a.needs_membership_labels is labels and type(a).needs_membership_labels is labels
+    assert a.threat_model == threat
+    assert Attack.needs_membership_labels is False

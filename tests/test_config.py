@@ -20,18 +20,30 @@ def test_every_group_has_files():
             "suite"} <= {n for g, n in GROUP_FILES if g == "attack"}
 
 
+def _kind(group, name):
+    import yaml
+
+    return (yaml.safe_load((CONF / group / f"{name}.yaml").read_text()) or {}).get("kind")
+
+
 @pytest.mark.parametrize("group,name", GROUP_FILES, ids=[f"{g}={n}" for g, n in GROUP_FILES])
-def test_every_config_file_composes_and_validates(group, name):
+def test_every_config_file_composes_and_validates(group, name, patients_csv, saved_forest):
+    files = ["data=table", f"data.train_path={patients_csv / 'train.csv'}", f"data.test_path={patients_csv / 'test.csv'}",
+             "data.label=readmitted", "data.id_column=patient_id", "data.missing=impute"]
     if group == "experiment":
         overrides = [f"experiment={name}"]
-    elif group == "data":
+    elif group == "data" and _kind(group, name) == "population":
         # A population file serves as the target's population and as the attacker's.
         overrides = [f"data={name}", f"data@shadow.population={name}"]
+    elif group == "data" and name == "table":
+        overrides = files
+    elif group == "model" and name == "saved":
+        overrides = files + ["model=saved", f"model.path={saved_forest}"]
     else:
         overrides = [f"{group}={name}"]
     cfg = compose_config(overrides)
     plan = prepare_scenario(cfg)
-    assert plan.population.feature_names
+    assert plan.source.feature_names
 
 
 def test_defaults_are_the_tutorial():

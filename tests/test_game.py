@@ -10,7 +10,7 @@ import pytest
 
 from conftest import compose_config, run_cli
 from mia_engine.errors import ConfigError
-from mia_engine.game import play_game, prepare_game
+from mia_engine.scenario.game import play_game, prepare_game
 from mia_engine.scenario import prepare_scenario
 from test_attacks import MEMORISER, NOISE
 

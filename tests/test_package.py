@@ -10,7 +10,7 @@ PKG = Path(__file__).resolve().parents[1] / "mia_engine"
 
 
 def test_mlflow_is_imported_by_one_module_only():
-    importers = sorted(p.name for p in PKG.glob("*.py")
+    importers = sorted(str(p.relative_to(PKG)) for p in PKG.rglob("*.py")
                        if any(line.strip().startswith(("import mlflow", "from mlflow"))
                               for line in p.read_text().splitlines()))
     assert importers == ["tracking.py"]
@@ -22,8 +22,8 @@ def test_start_up_imports_stay_light():
         "import numpy  # numpy adds its own warning filters on import\n"
         "n_filters = len(warnings.filters); n_handlers = len(logging.getLogger().handlers)\n"
         "import mia_engine, mia_engine.app, mia_engine.cli, mia_engine.config, mia_engine.tracking, "
-        "mia_engine.scenario, mia_engine.population, mia_engine.attacks, mia_engine.signals, mia_engine.models, "
-        "mia_engine.reference, mia_engine.game, mia_engine.metrics\n"
+        "mia_engine.scenario, mia_engine.data.population, mia_engine.attacks, mia_engine.signals, mia_engine.models, "
+        "mia_engine.reference, mia_engine.scenario.game, mia_engine.metrics\n"
         "heavy = [m for m in ('mlflow', 'sklearn', 'matplotlib', 'pandas', 'scipy.stats', 'sqlalchemy') "
         "if m in sys.modules]\n"
         "print(heavy, len(warnings.filters) == n_filters, len(logging.getLogger().handlers) == n_handlers)\n"

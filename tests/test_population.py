@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from mia_engine.errors import ConfigError
-from mia_engine.population import NumpySampler, PythonRandomSampler, parse_population
+from mia_engine.data.population import NumpySampler, PythonRandomSampler, parse_population
 
 RESP = "data.classes.responders.features"
 

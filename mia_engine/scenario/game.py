@@ -27,7 +27,7 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
 
 log = logging.getLogger("mia_engine")
 
@@ -60,8 +60,7 @@ class GamePlan:
 
 def prepare_game(cfg: Mapping[str, Any], plan) -> GamePlan | None:
     """Validate the ``evaluation`` node (None when the mode is a single run)."""
-    from .population import parse_record
-    from .scenario import check_workers
+    from .plan import check_workers
 
     ev = cfg.get("evaluation") or {"mode": "single_run"}
     mode = ev.get("mode")
@@ -84,27 +83,23 @@ def prepare_game(cfg: Mapping[str, Any], plan) -> GamePlan | None:
     for i, level in enumerate(levels):
         if not 0.0 < level <= 1.0:
             raise ConfigError(f"evaluation.fpr_levels.{i}", f"an FPR level must lie in (0, 1], got {level}")
-    pop = plan.population
+    source = plan.source
     records = []
-    if ev.get("include_target_record") and pop.target_record is not None:
-        r = pop.target_record
+    if ev.get("include_target_record") and source.target_record is not None:
+        r = source.target_record
         records.append(GameRecord(r.name, r.values, int(r.label)))
     for name, node in (ev.get("records") or {}).items():
         key = f"evaluation.records.{name}"
-        label = node.get("label")
-        if label not in pop.labels:
-            raise ConfigError(f"{key}.label", f"{label!r} is not a class label; labels are {list(pop.labels)}")
-        rec = parse_record(node.get("features") or {}, f"{key}.features", name, pop.feature_names, pop.classes,
-                           label=label)
+        rec = source.parse_record(node or {}, key, name)
         if any(g.name == name for g in records):
             raise ConfigError(key, f"a record named {name!r} is already in the game (data.target_record)")
-        records.append(GameRecord(name, rec.values, int(label)))
+        records.append(GameRecord(name, rec.values, int(rec.label)))
     if not records:
         raise ConfigError("evaluation.records", "the game needs at least one named record (data.target_record or "
                                                 "evaluation.records.<name>)")
     _, _, attacks = plan.build_estimators()
     for name, a in attacks.items():
-        if a.kind == "worst_case":
+        if a.needs_membership_labels:
             raise ConfigError(f"attack.{name}", "the worst-case attack trains on the target's real members, which "
                                                 "the game keeps from the attacker; leave it out of the game")
     return GamePlan(records, int(n), int(ev["seed"]), float(p), int(ev["n_jobs"]), str(ev["backend"]),
@@ -115,8 +110,8 @@ def prepare_game(cfg: Mapping[str, Any], plan) -> GamePlan | None:
 class GameContext:
     """Everything a trial needs; plain data and fitted attacks, picklable for process workers."""
 
-    population: Any
-    model_node: dict
+    source: Any                 # the data source: redraws each trial's target training set
+    recipe: Any                 # the target's training recipe (mia_engine.models.ModelRecipe)
     X_records: np.ndarray
     y_records: np.ndarray
     names: list[str]
@@ -147,7 +142,7 @@ class GameResult:
         return sorted(rows, key=lambda r: -r[2])
 
     def summary(self) -> dict[str, Any]:
-        from .metrics import clopper_pearson
+        from ..metrics import clopper_pearson
 
         p = self.plan
         out: dict[str, Any] = {"n_trials": p.n_trials, "seed": p.seed, "inclusion_probability": p.inclusion_probability,
@@ -185,22 +180,17 @@ class GameResult:
         return out
 
 
-def _draw_sizes(pop) -> dict[str, int]:
-    return {c.name: c.size for c in pop.classes}
-
-
 def play_trial(t: int, ctx: GameContext) -> list[dict]:
     """Trial t: draw, include, train, score. Depends on nothing but t and the context."""
-    from .attacks import Candidates
-    from .models import build_estimator, fit_model, random_state_from
+    from ..attacks import Candidates
+    from ..models import fit_model
 
     data_seed, coin_seq = trial_seeds(ctx.seed, t)
-    pop = dataclasses.replace(ctx.population, seed=data_seed)
-    sample = pop.make_sampler().draw("target", _draw_sizes(pop))
+    sample = ctx.source.trial_target(data_seed)
     included = np.random.default_rng(coin_seq).random(len(ctx.names)) < ctx.inclusion_probability
     X = np.vstack([sample.X, ctx.X_records[included]])
     y = np.concatenate([sample.y, ctx.y_records[included]])
-    target = build_estimator(ctx.model_node, "model", random_state=random_state_from(ctx.model_node))
+    target = ctx.recipe.build_seeded()
     fit_model(target, X, y, "model")
     cands = Candidates(ctx.X_records, ctx.y_records, target.predict_proba(ctx.X_records), included,
                        np.ones(len(ctx.names), bool), reference_index=ctx.reference_index)
@@ -225,30 +215,29 @@ def play_game(plan, game: GamePlan) -> GameResult:
     """Learn the attacker's knowledge once, then play the trials (in parallel)."""
     from joblib import Parallel, delayed
 
-    from .attacks import Candidates, Knowledge
-    from .metrics import attack_metrics
-    from .models import fit_model
-    from .scenario import _shadow_models, attach_reference, draw_target_and_shadow
+    from ..attacks import Candidates
+    from ..metrics import attack_metrics
+    from ..models import fit_model
+    from .attacker import learn_attacker
+    from .execute import draw_target_and_attacker
 
     start = time.perf_counter()
-    pop = plan.population
+    source = plan.source
     target_model, shadow_model, attacks = plan.build_estimators()
-    # The scenario's own draws, exactly as a single run makes them: the attacker's shadow data,
-    # and the target that gives each record its single-run score.
-    _, X_base, y_base, shd = draw_target_and_shadow(plan)
-    fit_model(target_model, X_base, y_base, "model")
+    # The scenario's own draws, exactly as a single run makes them: the attacker's rows, and
+    # the target that gives each record its single-run score.
+    _, base, shd = draw_target_and_attacker(plan)
+    if plan.target_recipe.fitted is None:
+        fit_model(target_model, base.X, base.y, "model")
 
     X_r = np.asarray([g.values for g in game.records], dtype=float)
     y_r = np.asarray([g.label for g in game.records])
     names = [g.name for g in game.records]
-    k = max([1] + [a.n_shadow_models for a in attacks.values()])
-    knowledge = Knowledge(classes=np.asarray(target_model.classes_), shadow_models=_shadow_models(plan, shadow_model,
-                                                                                                  shd, k))
-    rec = pop.target_record
+    rec = source.target_record
     in_base = np.array([rec is not None and rec.member and g.name == rec.name for g in game.records])
     base_cands = Candidates(X_r, y_r, target_model.predict_proba(X_r), in_base, np.ones(len(names), bool))
-    if any(a.needs_reference for a in attacks.values()):
-        attach_reference(plan, knowledge, base_cands, shd, target_model, len(y_base))
+    knowledge, _ = learn_attacker(plan, shadow_model, shd, attacks, np.asarray(target_model.classes_), base_cands,
+                                  target_model, len(base.y))
     for a in attacks.values():
         a.fit(knowledge)
     single = {n: {} for n in names}
@@ -256,7 +245,7 @@ def play_game(plan, game: GamePlan) -> GameResult:
         for i, s in enumerate(a.score(base_cands, knowledge)):
             single[names[i]][name] = float(s)
 
-    ctx = GameContext(pop, dict(plan.model_node), X_r, y_r, names, attacks, knowledge, base_cands.reference_index,
+    ctx = GameContext(source, plan.target_recipe, X_r, y_r, names, attacks, knowledge, base_cands.reference_index,
                       knowledge.population_X, game.seed, game.inclusion_probability)
     trials = [game.replay_trial] if game.replay_trial is not None else list(range(game.n_trials))
     n_jobs = game.n_jobs if len(trials) > 1 else 1
@@ -296,7 +285,7 @@ def write_game_outputs(result: GameResult, out_dir) -> dict[str, Any]:
     import csv
     from pathlib import Path
 
-    from . import plots
+    from .. import plots
 
     out_dir = Path(out_dir)
     game_dir = out_dir / "game"

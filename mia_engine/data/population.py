@@ -26,7 +26,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .errors import ConfigError
+from ..errors import ConfigError
+from .source import DataSource, Draws, Feature, Record, Rows, allocate
 
 DISTRIBUTIONS = ("bernoulli", "categorical", "poisson", "normal", "uniform_int")
 _PARAMS = {
@@ -185,14 +186,6 @@ class PopulationClass:
     label: int
     size: int
     features: Mapping[str, Distribution]
-
-
-@dataclass(frozen=True)
-class Record:
-    name: str
-    values: tuple[float, ...]  # in the population's feature order
-    label: int | None = None
-    member: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -397,12 +390,8 @@ def parse_population(cfg: Mapping[str, Any], key: str = "data", records: bool = 
 # Samplers
 
 
-@dataclass
-class Sample:
-    """Rows and labels drawn from a population, class block after class block."""
-
-    X: np.ndarray  # float64, (n_rows, n_features)
-    y: np.ndarray  # int64, (n_rows,)
+#: Rows and labels drawn from a population, class block after class block.
+Sample = Rows
 
 
 class PythonRandomSampler:
@@ -447,3 +436,136 @@ class NumpySampler:
             blocks.append(np.column_stack(cols).reshape(n, len(pop.feature_names)))
         y = np.concatenate([np.full(sizes[c.name], c.label, dtype=np.int64) for c in pop.classes])
         return Sample(X=np.vstack(blocks), y=y)
+
+
+# ---------------------------------------------------------------------------------------------
+# The population as a data source
+
+
+class _PopulationDraws(Draws):
+    """The scenario's draws: the target's rows, the attacker's rows (continuing the
+    population's stream when the attacker samples the true population), the audit's rows."""
+
+    def __init__(self, source: "PopulationSource"):
+        self._source = source
+        self._sampler = source.population.make_sampler()
+        attacker = source.attacker_population
+        self._attacker_sampler = self._sampler if attacker is source.population else attacker.make_sampler()
+
+    def target(self) -> Rows:
+        pop = self._source.population
+        return self._sampler.draw("target", {c.name: c.size for c in pop.classes})
+
+    def attacker(self) -> Rows:
+        return self._attacker_sampler.draw("shadow", self._source.attacker_sizes)
+
+    def nonmembers(self, counts: Mapping[int, int]) -> Rows:
+        pop = self._source.population
+        return self._sampler.draw("audit", {c.name: int(counts.get(c.label, 0)) for c in pop.classes})
+
+
+def _feature_of(pop: Population, name: str) -> Feature:
+    """How the engine describes a declared feature: Bernoulli -> binary, categorical ->
+    categorical (its values), the counts and reals -> numeric."""
+    dists = [c.features[name] for c in pop.classes]
+    kinds = {d.dist for d in dists}
+    if kinds == {"bernoulli"}:
+        return Feature(name, "binary", (0, 1), integral=True)
+    if kinds == {"categorical"}:
+        # The matrix holds the declared values themselves (not codes): no categories to map.
+        return Feature(name, "categorical", integral=all(float(v).is_integer() for d in dists for v in d.values))
+    return Feature(name, "numeric", integral=all(d.discrete for d in dists))
+
+
+class PopulationSource(DataSource):
+    """Rows drawn from declared distributions (``data.kind=population``): the tutorial's source.
+
+    The attacker draws from ``attacker_population`` (the true population unless
+    ``data@shadow.population`` names another) with ``attacker_sizes`` rows per class."""
+
+    kind = "population"
+
+    def __init__(self, population: Population, attacker_population: Population, attacker_sizes: Mapping[str, int]):
+        super().__init__(name=population.name, features=tuple(_feature_of(population, f)
+                                                               for f in population.feature_names),
+                         labels=population.labels, label_values=population.labels,
+                         target_record=population.target_record,
+                         probe_records=population.probe_records, synthetic=True)
+        self.population = population
+        self.attacker_population = attacker_population
+        self.attacker_sizes = dict(attacker_sizes)
+
+    def draws(self) -> Draws:
+        return _PopulationDraws(self)
+
+    def target_counts(self) -> dict[int, int]:
+        return {c.label: c.size for c in self.population.classes}
+
+    def attacker_counts(self) -> dict[int, int]:
+        return {c.label: self.attacker_sizes[c.name] for c in self.attacker_population.classes}
+
+    def nonmember_counts(self, member_counts: Mapping[int, int], n: int | None, key: str) -> dict[int, int]:
+        """As many fresh rows as members, class by class; ``n`` in all in the same proportions."""
+        return dict(member_counts) if n is None else allocate(n, dict(member_counts))
+
+    def trial_target(self, seed: int) -> Rows:
+        import dataclasses
+
+        pop = dataclasses.replace(self.population, seed=seed)
+        return pop.make_sampler().draw("target", {c.name: c.size for c in pop.classes})
+
+    def parse_record(self, node: Mapping[str, Any], key: str, name: str) -> Record:
+        pop = self.population
+        if not isinstance(node, Mapping):
+            raise ConfigError(key, f"give {{label: ..., features: {{...}}}}, got {node!r}")
+        label = node.get("label")
+        if label not in pop.labels:
+            raise ConfigError(f"{key}.label", f"{label!r} is not a class label; labels are {list(pop.labels)}")
+        for k in node:
+            if k not in ("label", "features", "member", "name") and node.get(k) is not None:
+                raise ConfigError(f"{key}.{k}", "a record of a declared population is given by label and features")
+        return parse_record(node.get("features") or {}, f"{key}.features", name, pop.feature_names, pop.classes,
+                            label=int(label))
+
+    def describe(self) -> dict[str, Any]:
+        pop = self.population
+        card = {"kind": self.kind, "name": pop.name, "sampler": pop.sampler, "seed": pop.seed,
+                "features": {f.name: f.kind for f in self.features},
+                "labels": list(pop.labels),
+                "rows": {"target": sum(self.target_counts().values()),
+                         "attacker": sum(self.attacker_sizes.values())}}
+        if self.attacker_population is not pop:
+            card["attacker_population"] = self.attacker_population.name
+        return card
+
+
+def class_sizes(pop: Population, per_class: int | None, sizes: Mapping[str, int] | None, key: str) -> dict[str, int]:
+    """Rows per class for a draw: ``per_class`` for every class (None: the declared sizes), then
+    ``sizes`` class by class."""
+    out = {c.name: c.size if per_class is None else per_class for c in pop.classes}
+    for name, n in (sizes or {}).items():
+        if name not in out:
+            raise ConfigError(f"{key}.sizes.{name}", f"no class {name!r} in the population; classes are {', '.join(out)}")
+        out[name] = n
+    for name, n in out.items():
+        if n is None or n < 1:
+            k = f"{key}.sizes.{name}" if sizes and name in sizes else f"{key}.size_per_class"
+            raise ConfigError(k, f"each class needs at least one shadow row, got {n} for {name!r}")
+    return out
+
+
+def population_source(data: Mapping[str, Any], shadow: Mapping[str, Any], key: str = "data") -> PopulationSource:
+    """Validate ``data`` (and the attacker's ``shadow.population``/sizes) into a source."""
+    pop = parse_population(data, key)
+    if shadow.get("population") is not None:
+        attacker = parse_population(shadow["population"], "shadow.population", records=False)
+        if set(attacker.labels) != set(pop.labels) or attacker.feature_names != pop.feature_names:
+            raise ConfigError(
+                "shadow.population",
+                f"must have the target population's features {list(pop.feature_names)} (same order) and labels "
+                f"{list(pop.labels)}; got {list(attacker.feature_names)} and {list(attacker.labels)}",
+            )
+    else:
+        attacker = pop
+    sizes = class_sizes(attacker, shadow.get("size_per_class"), shadow.get("sizes"), "shadow")
+    return PopulationSource(pop, attacker, sizes)

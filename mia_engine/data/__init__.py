@@ -1,0 +1,1 @@
+"""Where a scenario's rows come from: a declared population or a table of real records."""

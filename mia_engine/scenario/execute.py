@@ -1,0 +1,187 @@
+"""One membership-inference scenario, end to end, as plain computation.
+
+:func:`run_scenario` takes the resolved config (a plain mapping), validates all of it before
+drawing anything (:mod:`.plan`), and returns a :class:`~.results.ScenarioResult`. It knows
+nothing of Hydra, MLflow or files, nor which kind of data source it holds.
+
+The steps follow the tutorial notebook:
+
+1. Draw the target's training rows, append the individual (if a member).
+2. Fit the target model (a saved model comes fitted); query it with the individual's record
+   (and any probe records).
+3. Draw the attacker's rows, split them, fit the shadow model(s) on one half.
+4. Fit the attack(s) on what the attacker knows (shadow models; reference models trained on
+   random halves of the attacker's pool, shared by every attack); score the individual.
+5. Audit (beyond the notebook): score every training row and the held-out non-members with
+   every attack, and summarise each with the same leakage metrics.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from ..metrics import attack_metrics
+from .attacker import learn_attacker
+from .plan import ScenarioPlan, prepare_scenario
+from .results import AttackResult, Dataset, RecordResult, ScenarioResult, strongest
+
+
+def _record_result(rec, probs: np.ndarray) -> RecordResult:
+    return RecordResult(
+        name=rec.name,
+        label=rec.label,
+        is_member=rec.member,
+        probabilities=[float(p) for p in probs],
+        max_confidence=float(np.max(probs)),
+    )
+
+
+def run_scenario(cfg: Mapping[str, Any], launch_dir: Path | None = None) -> ScenarioResult:
+    """Validate and run the scenario a resolved config describes."""
+    return execute_scenario(prepare_scenario(cfg, launch_dir))
+
+
+def draw_target_and_attacker(plan: ScenarioPlan):
+    """The scenario's first two draws: the target's training rows (the individual appended if
+    a member) and the attacker's rows. Returns the draw session (for the audit's rows), the
+    target rows and the attacker's rows."""
+    from ..data.source import Rows
+
+    draws = plan.source.draws()
+    tgt = draws.target()
+    rec = plan.source.target_record
+    if rec is not None and rec.member:
+        ids = None if tgt.ids is None else np.append(tgt.ids, np.asarray([rec.id if rec.id is not None else rec.name],
+                                                                         dtype=object))
+        tgt = Rows(np.vstack([tgt.X, np.asarray(rec.values, dtype=float)[None, :]]), np.append(tgt.y, rec.label), ids)
+    return draws, tgt, draws.attacker()
+
+
+def _dataset(plan: ScenarioPlan, X, y, ids=None) -> Dataset:
+    s = plan.source
+    return Dataset(X, y, s.features, s.label_values, s.labels, ids)
+
+
+def execute_scenario(plan: ScenarioPlan) -> ScenarioResult:
+    """Draw the data, fit fresh models, run the attacks and the audit (same plan, same numbers)."""
+    from ..attacks import Candidates
+    from ..models import fit_model
+
+    source = plan.source
+    target_model, shadow_model, attacks = plan.build_estimators()
+
+    draws, tgt, shd = draw_target_and_attacker(plan)
+    X_target, y_target = tgt.X, tgt.y
+    rec = source.target_record
+
+    # ---- held-out non-members for the audit (after the attacker's rows on a shared stream) --
+    fresh = None
+    if plan.audit_enabled:
+        fresh = draws.nonmembers(source.nonmember_counts(tgt.counts(), plan.n_nonmembers, "audit.n_nonmembers"))
+
+    # ---- the target ---------------------------------------------------------------------------
+    if plan.target_recipe.fitted is None:
+        fit_model(target_model, X_target, y_target, "model")
+    classes = np.asarray(target_model.classes_)
+    probes = [_record_result(p, target_model.predict_proba(np.asarray([p.values], dtype=float))[0])
+              for p in source.probe_records]
+
+    # ---- the records to score: the audit's members and non-members, and the individual ------
+    parts_X, parts_y, member, scored = [], [], [], []
+    if fresh is not None:
+        parts_X += [X_target, fresh.X]
+        parts_y += [y_target, fresh.y]
+        member += [np.ones(len(y_target), bool), np.zeros(len(fresh.y), bool)]
+        scored += [np.ones(len(y_target) + len(fresh.y), bool)]
+    record_index = None
+    if rec is not None:
+        if fresh is not None and rec.member:
+            record_index = len(y_target) - 1  # the individual is the last training row
+        else:
+            record_index = sum(len(v) for v in parts_y)
+            parts_X.append(np.asarray([rec.values], dtype=float))
+            parts_y.append(np.asarray([rec.label]))
+            member.append(np.asarray([bool(rec.member)]))
+            scored.append(np.zeros(1, bool))
+    candidates = None
+    if parts_y:
+        X_c, y_c = np.vstack(parts_X), np.concatenate(parts_y)
+        candidates = Candidates(X_c, y_c, target_model.predict_proba(X_c), np.concatenate(member),
+                                np.concatenate(scored))
+
+    # ---- what the attacker knows --------------------------------------------------------------
+    knowledge, reference_info = learn_attacker(plan, shadow_model, shd, attacks, classes, candidates, target_model,
+                                               len(y_target))
+    shadows = knowledge.shadow_models
+
+    # ---- every attack: learn, score the records, audit -------------------------------------------
+    record_result = None
+    if rec is not None:
+        record_result = _record_result(rec, candidates.target_probabilities[record_index])
+    results: dict[str, AttackResult] = {}
+    all_scores: dict[str, np.ndarray] = {}
+    for name, attack in attacks.items():
+        attack.fit(knowledge)
+        metrics = member_scores = nonmember_scores = None
+        if candidates is not None:
+            scores = np.asarray(attack.score(candidates, knowledge), dtype=float)
+            if record_result is not None:
+                s = float(scores[record_index])
+                record_result.attack_scores[name] = (s, bool(s >= attack.threshold_))
+            if fresh is not None:
+                audit_rows = candidates.scored
+                all_scores[name] = scores[audit_rows]
+                member_scores = scores[audit_rows & candidates.is_member]
+                nonmember_scores = scores[audit_rows & ~candidates.is_member]
+                metrics = attack_metrics(member_scores, nonmember_scores, attack.threshold_, plan.fpr_levels,
+                                         base_rate=plan.base_rate)
+        results[name] = AttackResult(name, attack.kind, attack.score_label, attack.score_is_probability,
+                                     float(attack.threshold_), metrics, member_scores, nonmember_scores,
+                                     int(plan.reference_node["n_models"]) if attack.needs_reference else 0)
+    verdict = strongest(results)
+    if record_result is not None:
+        record_result.verdict_attack = verdict
+        record_result.verdict_is_probability = results[verdict].score_is_probability
+
+    test_accuracy = None if fresh is None else float(target_model.score(fresh.X, fresh.y))
+    first = shadows[0]
+    datasets = {
+        "target_train": _dataset(plan, X_target, y_target, tgt.ids),
+        "shadow_train": _dataset(plan, first.X_in, first.y_in),
+        "shadow_test": _dataset(plan, first.X_out, first.y_out),
+    }
+    record_scores = None
+    if fresh is not None:
+        datasets["audit_nonmembers"] = _dataset(plan, fresh.X, fresh.y, fresh.ids)
+        ids = None
+        if tgt.ids is not None and fresh.ids is not None:
+            ids = np.concatenate([tgt.ids, fresh.ids])
+        record_scores = {"id": ids, "member": np.concatenate([np.ones(len(y_target), bool),
+                                                              np.zeros(len(fresh.y), bool)]),
+                         "label": np.concatenate([y_target, fresh.y]), "scores": all_scores}
+    models = {"target": target_model}
+    models.update({("shadow" if i == 0 else f"shadow_{i}"): s.model for i, s in enumerate(shadows)})
+    models.update({f"attack_{name}": a for name, a in attacks.items()})
+
+    return ScenarioResult(
+        population=source.name,
+        labels=source.label_values,
+        target_record=record_result,
+        probe_records=probes,
+        shadow_train_confidences=first.p_in.max(axis=1),
+        shadow_test_confidences=first.p_out.max(axis=1),
+        target_train_accuracy=float(target_model.score(X_target, y_target)),
+        target_test_accuracy=test_accuracy,
+        shadow_train_accuracy=float(first.model.score(first.X_in, first.y_in)),
+        shadow_test_accuracy=float(first.model.score(first.X_out, first.y_out)),
+        attacks=results,
+        verdict_attack=verdict,
+        reference=reference_info,
+        datasets=datasets,
+        models=models,
+        data_card=source.describe(),
+        record_scores=record_scores,
+    )
