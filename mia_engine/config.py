@@ -140,102 +140,102 @@ class TableConfig:
 
 @dataclass
 class SVCConfig:
-    _target_: str = "sklearn.svm.SVC"
-    C: float = 1.0
-    gamma: float = 3.0
-    kernel: str = "rbf"
-    probability: bool = True
-    random_state: Optional[int] = 12
-    preprocess: Optional[bool] = None
+    _target_: str = MISSING
+    C: float = MISSING
+    gamma: float = MISSING
+    kernel: str = MISSING
+    probability: bool = MISSING
+    random_state: Optional[int] = MISSING
+    preprocess: Optional[bool] = MISSING
 
 
 @dataclass
 class CalibratedSVCConfig:
-    _target_: str = "mia_engine.models.calibrated_svc"
-    C: float = 1.0
-    gamma: float = 3.0
-    kernel: str = "rbf"
-    random_state: Optional[int] = 12
-    method: str = "sigmoid"
-    cv: int = 5
-    ensemble: bool = False
-    preprocess: Optional[bool] = None
+    _target_: str = MISSING
+    C: float = MISSING
+    gamma: float = MISSING
+    kernel: str = MISSING
+    random_state: Optional[int] = MISSING
+    method: str = MISSING
+    cv: int = MISSING
+    ensemble: bool = MISSING
+    preprocess: Optional[bool] = MISSING
 
 
 @dataclass
 class LogisticRegressionConfig:
-    _target_: str = "sklearn.linear_model.LogisticRegression"
-    C: float = 1.0
-    max_iter: int = 1000
-    class_weight: Optional[str] = None
-    preprocess: Optional[bool] = None
+    _target_: str = MISSING
+    C: float = MISSING
+    max_iter: int = MISSING
+    class_weight: Optional[str] = MISSING
+    preprocess: Optional[bool] = MISSING
 
 
 @dataclass
 class DecisionTreeConfig:
-    _target_: str = "sklearn.tree.DecisionTreeClassifier"
-    criterion: str = "gini"
-    max_depth: Optional[int] = None
-    min_samples_leaf: int = 1
-    class_weight: Optional[str] = None
-    random_state: Optional[int] = 0
-    preprocess: Optional[bool] = None
+    _target_: str = MISSING
+    criterion: str = MISSING
+    max_depth: Optional[int] = MISSING
+    min_samples_leaf: int = MISSING
+    class_weight: Optional[str] = MISSING
+    random_state: Optional[int] = MISSING
+    preprocess: Optional[bool] = MISSING
 
 
 @dataclass
 class RandomForestConfig:
-    _target_: str = "sklearn.ensemble.RandomForestClassifier"
-    n_estimators: int = 100
-    criterion: str = "gini"
-    max_depth: Optional[int] = None
-    min_samples_leaf: int = 1
-    max_features: Optional[str] = "sqrt"
-    bootstrap: bool = True
-    class_weight: Optional[str] = None
-    random_state: Optional[int] = 0
-    preprocess: Optional[bool] = None
+    _target_: str = MISSING
+    n_estimators: int = MISSING
+    criterion: str = MISSING
+    max_depth: Optional[int] = MISSING
+    min_samples_leaf: int = MISSING
+    max_features: Optional[str] = MISSING
+    bootstrap: bool = MISSING
+    class_weight: Optional[str] = MISSING
+    random_state: Optional[int] = MISSING
+    preprocess: Optional[bool] = MISSING
 
 
 @dataclass
 class HistGradientBoostingConfig:
-    _target_: str = "sklearn.ensemble.HistGradientBoostingClassifier"
-    learning_rate: float = 0.1
-    max_iter: int = 100
-    max_leaf_nodes: Optional[int] = 31
-    max_depth: Optional[int] = None
-    min_samples_leaf: int = 20
-    l2_regularization: float = 0.0
-    early_stopping: bool = False
-    random_state: Optional[int] = 0
-    preprocess: Optional[bool] = None
+    _target_: str = MISSING
+    learning_rate: float = MISSING
+    max_iter: int = MISSING
+    max_leaf_nodes: Optional[int] = MISSING
+    max_depth: Optional[int] = MISSING
+    min_samples_leaf: int = MISSING
+    l2_regularization: float = MISSING
+    early_stopping: bool = MISSING
+    random_state: Optional[int] = MISSING
+    preprocess: Optional[bool] = MISSING
 
 
 @dataclass
 class KNNConfig:
-    _target_: str = "sklearn.neighbors.KNeighborsClassifier"
-    n_neighbors: int = 5
-    weights: str = "uniform"
-    p: float = 2.0
-    preprocess: Optional[bool] = None
+    _target_: str = MISSING
+    n_neighbors: int = MISSING
+    weights: str = MISSING
+    p: float = MISSING
+    preprocess: Optional[bool] = MISSING
 
 
 @dataclass
 class MLPConfig:
-    _target_: str = "sklearn.neural_network.MLPClassifier"
-    hidden_layer_sizes: List[int] = field(default_factory=lambda: [64])
-    alpha: float = 0.0001
-    learning_rate_init: float = 0.001
-    max_iter: int = 500
-    early_stopping: bool = False
-    random_state: Optional[int] = 0
-    preprocess: Optional[bool] = None
+    _target_: str = MISSING
+    hidden_layer_sizes: List[int] = MISSING
+    alpha: float = MISSING
+    learning_rate_init: float = MISSING
+    max_iter: int = MISSING
+    early_stopping: bool = MISSING
+    random_state: Optional[int] = MISSING
+    preprocess: Optional[bool] = MISSING
 
 
 @dataclass
 class GaussianNBConfig:
-    _target_: str = "sklearn.naive_bayes.GaussianNB"
-    var_smoothing: float = 1e-9
-    preprocess: Optional[bool] = None
+    _target_: str = MISSING
+    var_smoothing: float = MISSING
+    preprocess: Optional[bool] = MISSING
 
 
 @dataclass
@@ -244,10 +244,10 @@ class SavedModelConfig:
     clones of it: the recipe, refitted on the attacker's rows."""
 
     path: str = MISSING
-    format: str = "auto"                   # auto (by extension) | skops | pickle
-    trusted_types: List[str] = field(default_factory=list)  # skops types beyond the engine's list
-    trust_pickle: bool = False             # joblib/pickle files run code when loaded
-    random_state: Optional[int] = None     # the clones' seed; null: the model's own setting
+    format: str = MISSING                   # auto (by extension) | skops | pickle
+    trusted_types: List[str] = MISSING  # skops types beyond the engine's list
+    trust_pickle: bool = MISSING             # joblib/pickle files run code when loaded
+    random_state: Optional[int] = MISSING     # the clones' seed; null: the model's own setting
 
 
 @dataclass
