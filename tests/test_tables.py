@@ -318,3 +318,56 @@ def test_bad_saved_models(tmp_path, patients_csv, change, key, words):
 
 def _drop_text(frame):
     return frame[["age", "bmi"]]
+
+
+def test_parquet_tables_read_like_csv(tmp_path, patients_csv):
+    frame = pd.read_csv(patients_csv / "patients.csv")
+    frame.to_parquet(tmp_path / "patients.parquet", index=False)
+    a = run_scenario(_one_table(patients_csv / "patients.csv", "data.missing=impute", "model=logistic_regression"))
+    b = run_scenario(_one_table(tmp_path / "patients.parquet", "data.missing=impute", "model=logistic_regression"))
+    assert a.summary()["attack"] == b.summary()["attack"]
+    assert b.summary()["data"]["sources"][0]["source"].endswith("patients.parquet")
+    (tmp_path / "junk.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(ConfigError) as e:
+        prepare_scenario(_one_table(tmp_path / "junk.parquet"))
+    assert e.value.key == "data.path" and "cannot read it as parquet" in e.value.message
+
+
+def test_saved_target_with_another_attacker_recipe(patients_csv, saved_forest):
+    cfg = _files(patients_csv, "model=saved", f"model.path={saved_forest}", "model@shadow.model=logistic_regression")
+    plan = prepare_scenario(cfg)
+    assert plan.target_recipe.saved and type(plan.shadow_recipe.build()[-1]).__name__ == "LogisticRegression"
+    r = run_scenario(cfg)
+    assert type(r.models["shadow"][-1]).__name__ == "LogisticRegression"
+    # By default the attacker clones the saved model's recipe.
+    default = prepare_scenario(_files(patients_csv, "model=saved", f"model.path={saved_forest}"))
+    assert default.shadow_recipe is default.target_recipe
+    assert type(default.shadow_recipe.build().estimator[-1]).__name__ == "RandomForestClassifier"
+
+
+def test_table_sources_refuse_population_only_settings(patients_csv):
+    with pytest.raises(ConfigError) as e:
+        prepare_scenario(_files(patients_csv, "data@shadow.population=cancer_patients_rough"))
+    assert e.value.key == "shadow.population"
+    with pytest.raises(ConfigError) as e:
+        prepare_scenario(_files(patients_csv, "+shadow.sizes.a=3"))
+    assert e.value.key == "shadow.sizes"
+    with pytest.raises(ConfigError) as e:
+        prepare_scenario(compose_config([*FAST, "data=table", f"data.path={patients_csv / 'patients.csv'}"]))
+    assert e.value.key == "data.label"
+    with pytest.raises(ConfigError) as e:
+        prepare_scenario(compose_config([*FAST, "data=table", "data.label=readmitted"]))
+    assert e.value.key == "data.path" and "name one table" in e.value.message
+
+
+def test_game_with_a_saved_model_refits_its_recipe(patients_csv, saved_forest):
+    cfg = _files(patients_csv, "model=saved", f"model.path={saved_forest}", "data.target_record.id=P0003",
+                 "data.target_record.name=p3", "evaluation=individual_game", "evaluation.n_trials=6",
+                 "evaluation.n_jobs=1", "+evaluation.records.p250={id: P0250}")
+    plan = prepare_scenario(cfg)
+    game = play_game(plan, prepare_game(cfg, plan))
+    s = game.summary()
+    assert set(s["records"]) == {"p3", "p250"}
+    assert all(m["shadow_lr"]["n_in"] + m["shadow_lr"]["n_out"] == 6 for m in s["records"].values())
+    # P0250 came from the test file: it is held out of the audit's non-members too.
+    assert plan.source.rows(plan.source.split.nonmembers).ids.tolist().count("P0250") == 0
