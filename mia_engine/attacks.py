@@ -21,9 +21,10 @@ name -> constraint, in constructor order, named like the constructor's keyword a
 :class:`FeatureList`, :class:`Classifier`, :class:`OrNone`), the "needs" flags and
 ``threat_model``, and add the class to :data:`REGISTRY`. :func:`validate_params` checks a
 config node against the declaration (errors name ``attack.<name>.<param>``); a parameter the
-node leaves out takes the constructor's default (the Hydra schema in ``mia_engine/config.py``
-carries the same defaults). A config schema in ``config.py`` and a file in ``conf/attack/``
-make it selectable from the command line.
+node leaves out takes the constructor's default (the Python API's, for attacks built in code;
+a composed config always gives every parameter, from ``conf/attack/<name>.yaml``, and a test
+checks that both build the same attack). A config schema in ``config.py`` (types only) and a
+file in ``conf/attack/`` make it selectable from the command line.
 """
 
 from __future__ import annotations

@@ -52,7 +52,7 @@ class RecordConfig:
 
     name: str = MISSING
     label: int = MISSING
-    member: bool = True
+    member: bool = MISSING
     features: Dict[str, Any] = field(default_factory=dict)
 
 
@@ -68,11 +68,11 @@ class NamedRecordConfig:
 
 @dataclass
 class PopulationConfig:
-    kind: str = "population"       # rows drawn from the declared distributions below
+    kind: str = MISSING       # rows drawn from the declared distributions below
     name: str = MISSING
     # python_random: the tutorial's draw order with Python's `random` (exact replay);
     # numpy: vectorised, an independent stream per (draw, class, feature).
-    sampler: str = "numpy"
+    sampler: str = MISSING
     seed: int = MISSING
     classes: Dict[str, ClassConfig] = field(default_factory=dict)
     target_record: Optional[RecordConfig] = None
@@ -93,7 +93,7 @@ class TableRecordConfig:
     name: Optional[str] = None
     id: Optional[Any] = None
     label: Optional[Any] = None
-    member: bool = True
+    member: bool = MISSING
     features: Optional[Any] = None   # {column: value}; typed Any so a whole dict can be given at once
 
 
@@ -101,31 +101,31 @@ class TableRecordConfig:
 class SplitConfig:
     """One table split, stratified by label: fractions of the rows (0 < v < 1) or counts (>= 1)."""
 
-    target: float = 0.5          # the target model's training rows (the members)
-    population: float = 0.25     # the attacker's population rows (shadow and reference data)
-    nonmembers: float = 0.25     # held-out rows: the audit's non-members
+    target: float = MISSING          # the target model's training rows (the members)
+    population: float = MISSING     # the attacker's population rows (shadow and reference data)
+    nonmembers: float = MISSING     # held-out rows: the audit's non-members
 
 
 @dataclass
 class TableConfig:
-    kind: str = "table"
+    kind: str = MISSING
     name: Optional[str] = None             # null: the file's name
     builtin: Optional[str] = None          # a bundled table: breast_cancer
     path: Optional[str] = None             # one table the engine splits (data.split)
     train_path: Optional[str] = None       # or your own split: the members,
     test_path: Optional[str] = None        # held-out rows (the audit's non-members),
     population_path: Optional[str] = None  # and the attacker's rows (optional)
-    format: str = "auto"                   # auto (by extension) | csv | parquet
+    format: str = MISSING                   # auto (by extension) | csv | parquet
     label: Optional[str] = None            # the label column
     drop: List[str] = field(default_factory=list)   # columns the model never sees
     id_column: Optional[str] = None        # row identifiers: never a feature
     # {column: {kind: numeric|categorical|binary, categories: [...]}}; columns not listed are
     # inferred. (Values typed Any so that `+data.features.<col>=...` works; checked in code.)
     features: Dict[str, Any] = field(default_factory=dict)
-    missing: str = "error"                 # error | impute
+    missing: str = MISSING                 # error | impute
     split: SplitConfig = field(default_factory=SplitConfig)
-    population_fraction: float = 0.5      # train/test files without population_path: test rows to the attacker
-    seed: int = 0                          # the split's (and subsamples') seed
+    population_fraction: float = MISSING      # train/test files without population_path: test rows to the attacker
+    seed: int = MISSING                          # the split's (and subsamples') seed
     # No id and no features: no individual at risk.
     target_record: TableRecordConfig = field(default_factory=TableRecordConfig)
     probe_records: Dict[str, Any] = field(default_factory=dict)
@@ -255,14 +255,14 @@ class ShadowConfig:
     # Rows drawn per class for the shadow data; `sizes` overrides it class by class. Declared
     # populations only: a table's attacker rows are set by the data (data.split.population,
     # data.population_path).
-    size_per_class: Optional[int] = 100
+    size_per_class: Optional[int] = MISSING
     sizes: Dict[str, int] = field(default_factory=dict)
-    test_size: float = 0.5
-    stratify: bool = False
-    split_seed: int = 1234
+    test_size: float = MISSING
+    stratify: bool = MISSING
+    split_seed: int = MISSING
     # Hand the target model's RandomState object (already advanced by the target's fit)
     # to the shadow model, as the notebook's mitigation cell did.
-    reuse_target_random_state: bool = False
+    reuse_target_random_state: bool = MISSING
     # Filled through the defaults list (`data@shadow.population=...`, `model@shadow.model=...`);
     # null means the attacker samples the target's population / uses the target's model config.
     population: Optional[Any] = None
@@ -275,29 +275,32 @@ class ShadowConfig:
 # algorithm; the name is free (lira and lira_offline are both kind lira).
 
 
+# Schemas below hold types (and None for "absent"); every value lives in the group's YAML file.
+
+
 @dataclass
 class ShadowLRConfig:
     """Shokri et al. (2017): a classifier on shadow models' outputs, member vs non-member."""
 
-    kind: str = "shadow_lr"
+    kind: str = MISSING
     # Any of max_probability, true_label_probability, sorted_probabilities, entropy,
     # true_label_logit; several are concatenated.
-    features: List[str] = field(default_factory=lambda: ["max_probability"])
+    features: List[str] = MISSING
     classifier: Any = MISSING
-    n_shadow_models: int = 1       # model 0 is the tutorial's split; more come from split_seed
-    per_class: bool = False        # one attack classifier per true label
-    threshold: float = 0.5         # membership probability at or above this means "member"
+    n_shadow_models: int = MISSING       # model 0 is the tutorial's split; more come from split_seed
+    per_class: bool = MISSING        # one attack classifier per true label
+    threshold: float = MISSING         # membership probability at or above this means "member"
 
 
 @dataclass
 class LossThresholdConfig:
     """Yeom et al. (2018): a record whose loss on the target is low enough was trained on."""
 
-    kind: str = "loss_threshold"
+    kind: str = MISSING
     # mean_train_loss: the shadow model's mean loss on its own training rows (Yeom's rule);
     # best_accuracy: the loss that best separates shadow members from non-members.
-    calibration: str = "mean_train_loss"
-    n_shadow_models: int = 1
+    calibration: str = MISSING
+    n_shadow_models: int = MISSING
     threshold: Optional[float] = None  # in score units (log p_true); null: calibrated
 
 
@@ -305,9 +308,9 @@ class LossThresholdConfig:
 class LiraConfig:
     """Carlini et al. (2022): Gaussian fits of the logit-scaled true-label probability."""
 
-    kind: str = "lira"
-    online: bool = True            # IN and OUT fits per record; false: OUT only, one-sided test
-    variance: str = "per_record"   # per_record | fixed (one pooled variance)
+    kind: str = MISSING
+    online: bool = MISSING            # IN and OUT fits per record; false: OUT only, one-sided test
+    variance: str = MISSING   # per_record | fixed (one pooled variance)
     # Decision threshold on the score: online, the log likelihood ratio (0: IN more likely);
     # offline, -ln(p-value) of the OUT test (3.0 is p < 0.05).
     threshold: Optional[float] = None
@@ -317,57 +320,57 @@ class LiraConfig:
 class RmiaConfig:
     """Zarifzadeh et al. (2024): likelihood ratio of the record against population samples z."""
 
-    kind: str = "rmia"
-    online: bool = True
-    gamma: float = 1.0             # a z "loses" to the record when LR(x, z) >= gamma
-    a: float = 0.3                 # offline: Pr(x) ~ ((1 + a) Pr_OUT(x) + 1 - a) / 2
-    threshold: float = 0.5         # fraction of z dominated at or above this means "member"
+    kind: str = MISSING
+    online: bool = MISSING
+    gamma: float = MISSING             # a z "loses" to the record when LR(x, z) >= gamma
+    a: float = MISSING                 # offline: Pr(x) ~ ((1 + a) Pr_OUT(x) + 1 - a) / 2
+    threshold: float = MISSING         # fraction of z dominated at or above this means "member"
     # Order records that beat the same number of z by their own ratio (less than half a step
     # of 1/|z|, so decisions at `threshold` do not change).
-    tie_break: bool = True
+    tie_break: bool = MISSING
 
 
 @dataclass
 class WorstCaseConfig:
     """Upper bound: the attacker holds part of the real members and non-members."""
 
-    kind: str = "worst_case"
-    features: List[str] = field(default_factory=lambda: ["sorted_probabilities"])
+    kind: str = MISSING
+    features: List[str] = MISSING
     classifier: Any = MISSING
-    n_folds: int = 5               # held-out folds: every record is scored by a model not fitted on it
-    n_repeats: int = 5             # repeated with fresh fold assignments; scores are averaged
-    seed: int = 2017
-    threshold: float = 0.5
+    n_folds: int = MISSING               # held-out folds: every record is scored by a model not fitted on it
+    n_repeats: int = MISSING             # repeated with fresh fold assignments; scores are averaged
+    seed: int = MISSING
+    threshold: float = MISSING
 
 
 @dataclass
 class ReferenceConfig:
     """The attacker's reference models (LiRA, RMIA): one set, shared by every attack in a run."""
 
-    n_models: int = 64
-    seed: int = 2022
+    n_models: int = MISSING
+    seed: int = MISSING
     # Online attacks need models trained with and without each scored record: the pool is the
     # attacker's population rows plus the records it scores. false: population rows only
     # (offline attacks only).
-    include_candidates: bool = True
+    include_candidates: bool = MISSING
     # Whether the attacker's population rows (the shadow data) join the pool: auto adds them
     # only when the scored records are fewer than twice the target's training rows, so a half
     # is about the target's size; always; never.
-    pool_population: str = "auto"
-    n_jobs: int = -1               # joblib workers; -1: all cores
-    backend: str = "threading"
-    cache: bool = True
+    pool_population: str = MISSING
+    n_jobs: int = MISSING               # joblib workers; -1: all cores
+    backend: str = MISSING
+    cache: bool = MISSING
     cache_dir: Optional[str] = None  # null: <launch dir>/.mia_cache/reference
     progress: Optional[bool] = None  # null: a bar on a terminal, log lines otherwise
 
 
 @dataclass
 class AuditConfig:
-    enabled: bool = True
+    enabled: bool = MISSING
     # Fresh non-members drawn from the population; null: as many as the training rows,
     # class by class.
     n_nonmembers: Optional[int] = None
-    fpr_levels: List[float] = field(default_factory=lambda: [0.001, 0.01, 0.1])
+    fpr_levels: List[float] = MISSING
     # Share of the population that is in the training data, for the PPV; null: the audit's
     # own share (members / all scored records).
     base_rate: Optional[float] = None
@@ -378,43 +381,43 @@ class EvaluationConfig:
     """single_run: the scenario once. individual_game: T trials of fresh data, each named
     record IN with probability `inclusion_probability`; see mia_engine/scenario/game.py."""
 
-    mode: str = "single_run"
-    n_trials: int = 100
-    seed: int = 2024
-    inclusion_probability: float = 0.5
-    include_target_record: bool = True       # data.target_record plays too
+    mode: str = MISSING
+    n_trials: int = MISSING
+    seed: int = MISSING
+    inclusion_probability: float = MISSING
+    include_target_record: bool = MISSING       # data.target_record plays too
     # {name: {label, features}}, or {name: {id}} for a row of a table (held out of every split);
     # filled from conf/game_records/<data>.yaml when there is one. null: the target record alone.
     records: Any = None
-    fpr_levels: List[float] = field(default_factory=lambda: [0.01, 0.1])
-    n_jobs: int = -1
-    backend: str = "loky"
+    fpr_levels: List[float] = MISSING
+    n_jobs: int = MISSING
+    backend: str = MISSING
     replay_trial: Optional[int] = None       # play only this trial (same score as inside the game)
 
 
 @dataclass
 class TrackingConfig:
-    enabled: bool = True
+    enabled: bool = MISSING
     # null: $MLFLOW_TRACKING_URI if set, else sqlite:///<launch dir>/mlflow.db.
     uri: Optional[str] = None
-    experiment_name: str = "mia-engine"
+    experiment_name: str = MISSING
     run_name: Optional[str] = None
-    http_request_timeout: int = 10
-    http_request_max_retries: int = 1
-    http_request_backoff_factor: int = 1
+    http_request_timeout: int = MISSING
+    http_request_max_retries: int = MISSING
+    http_request_backoff_factor: int = MISSING
     # Skip a job whose identical resolved config (tag mia.config_hash) already has a FINISHED
     # run in this experiment: rerun a sweep that died halfway with tracking.resume=true.
-    resume: bool = False
+    resume: bool = MISSING
     # MLflow's own log level (its INFO lines announce e.g. database creation).
-    mlflow_log_level: str = "WARNING"
+    mlflow_log_level: str = MISSING
     # Import MLflow and log from a forked helper process while the scenario computes.
-    background: bool = True
+    background: bool = MISSING
     # Rows (data/*.csv) and fitted models (models/, which can embed training rows) as artifacts.
     # null: yes for a declared (synthetic) population, no for a table of real records.
     log_datasets: Optional[bool] = None
     log_models: Optional[bool] = None
     # records/scores.parquet (every audited record's score: who is exposed) as an artifact.
-    log_scores: bool = False
+    log_scores: bool = MISSING
 
 
 def register_configs() -> None:

@@ -35,6 +35,20 @@ def run_cli(args, cwd: Path, env: dict | None = None, timeout: float = 300) -> s
                           text=True, timeout=timeout)
 
 
+def mlflow_client(uri: str):
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def artifact_paths(client, run_id: str, path: str | None = None) -> set[str]:
+    """Every artifact file of a run, as paths relative to its root."""
+    out = set()
+    for a in client.list_artifacts(run_id, path):
+        out |= artifact_paths(client, run_id, a.path) if a.is_dir else {a.path}
+    return out
+
+
 @pytest.fixture
 def compose_cfg():
     return compose_config

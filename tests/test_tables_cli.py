@@ -10,22 +10,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import run_cli
+from conftest import artifact_paths, mlflow_client, run_cli
 
 pytestmark = pytest.mark.e2e
 
 
-def _client(uri: str):
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(tracking_uri=uri)
-
-
-def _artifacts(client, run_id: str, path: str | None = None) -> set[str]:
-    out = set()
-    for a in client.list_artifacts(run_id, path):
-        out |= _artifacts(client, run_id, a.path) if a.is_dir else {a.path}
-    return out
+_client = mlflow_client
+_artifacts = artifact_paths
 
 
 def _args(d: Path):

@@ -7,14 +7,12 @@ model recipes and the attack settings; :mod:`mia_engine.scenario.execute` runs i
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
 
-from ..config import ReferenceConfig
 from ..errors import ConfigError
 
 
@@ -159,6 +157,9 @@ def _reference_checks(plan: ScenarioPlan, attacks, target_counts: dict[int, int]
         return
     from ..reference import max_distinct_halves
 
+    if not ref:
+        raise ConfigError("reference", f"attack(s) {', '.join(a.name for a in users)} need reference models; "
+                                       "the config has no reference settings (compose reference=default)")
     n = ref["n_models"]
     online = [a.name for a in users if a.online]
     minimum = 4 if online else 2
@@ -215,7 +216,7 @@ def prepare_scenario(cfg: Mapping[str, Any], launch_dir: Path | None = None) -> 
     else:
         shadow_recipe = target_recipe
     attack_node = cfg["attack"]
-    reference_node = cfg.get("reference") or dataclasses.asdict(ReferenceConfig())
+    reference_node = cfg.get("reference") or {}
 
     audit_cfg = cfg.get("audit") or {"enabled": False}
     fpr_levels = tuple(float(v) for v in (audit_cfg.get("fpr_levels") or ()))
