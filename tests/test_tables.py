@@ -371,3 +371,12 @@ def test_game_with_a_saved_model_refits_its_recipe(patients_csv, saved_forest):
     assert all(m["shadow_lr"]["n_in"] + m["shadow_lr"]["n_out"] == 6 for m in s["records"].values())
     # P0250 came from the test file: it is held out of the audit's non-members too.
     assert plan.source.rows(plan.source.split.nonmembers).ids.tolist().count("P0250") == 0
+
+
+def test_probe_records_of_a_table(patients_csv):
+    r = run_scenario(_files(patients_csv, "+data.probe_records.older_smoker={features: {age: 80, smoker: 'yes', "
+                                          "region: north, bmi: 30.0}}", "+data.probe_records.p9={id: P0009}"))
+    probes = {p.name: p for p in r.probe_records}
+    assert set(probes) == {"older_smoker", "p9"} and all(sum(p.probabilities) == pytest.approx(1) for p in
+                                                          probes.values())
+    assert probes["older_smoker"].label is None and probes["p9"].label in (0, 1)

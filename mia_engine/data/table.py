@@ -115,8 +115,8 @@ def _read(path_value: str, key: str, fmt: str, launch_dir: Path | None, context:
     return TablePart(context, str(path), hashlib.sha256(data).hexdigest(), frame, key, len(frame))
 
 
-def _builtin(name: str, key: str) -> tuple[TablePart, dict[str, Any]]:
-    """A bundled table as one part, plus the config defaults it implies (label, id column)."""
+def _builtin(name: str, key: str) -> TablePart:
+    """A bundled table as one part (conf/data/<name>.yaml names its label and id column)."""
     if name != "breast_cancer":
         raise ConfigError(key, f"unknown bundled table {name!r}; available: {', '.join(BUILTIN)}")
     import pandas as pd
@@ -128,7 +128,7 @@ def _builtin(name: str, key: str) -> tuple[TablePart, dict[str, Any]]:
     # Plain words instead of 0/1: the label column shows string labels at work.
     frame["diagnosis"] = pd.Series(np.asarray(bunch.target_names)[bunch.target.to_numpy()], dtype=object)
     digest = hashlib.sha256(frame.to_csv(index=False).encode()).hexdigest()
-    return TablePart("table", "sklearn.datasets.load_breast_cancer", digest, frame, key, len(frame)), {}
+    return TablePart("table", "sklearn.datasets.load_breast_cancer", digest, frame, key, len(frame))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -471,8 +471,7 @@ def _size(value, n_rows: int, key: str) -> int:
     return int(v)
 
 
-def _stratified_parts(y: np.ndarray, sizes: Sequence[int], seed: int, keys: Sequence[str],
-                      labels: Sequence[int]) -> list[np.ndarray]:
+def _stratified_parts(y: np.ndarray, sizes: Sequence[int], seed: int, labels: Sequence[int]) -> list[np.ndarray]:
     """Disjoint, stratified index sets of the given sizes, from one seeded permutation per class."""
     counts = {int(k): int(np.sum(y == k)) for k in labels}
     left = dict(counts)
@@ -500,8 +499,6 @@ def table_source(data: Mapping[str, Any], shadow: Mapping[str, Any], key: str = 
     """Read, check, encode and split the table(s) a ``data.kind=table`` node names. Rows named by
     id in ``data.target_record``, ``data.probe_records`` or ``game_records`` (the game's
     ``evaluation.records``) are held out of every split."""
-    import pandas as pd
-
     if shadow.get("population") is not None:
         raise ConfigError("shadow.population", "a table's attacker rows come from the data (data.split.population or "
                                                "data.population_path); drop data@shadow.population")
@@ -519,8 +516,7 @@ def table_source(data: Mapping[str, Any], shadow: Mapping[str, Any], key: str = 
                                          f"{key}.train_path with {key}.test_path (your own split) or {key}.builtin; "
                                          f"got {which}")
     if builtin:
-        part, _ = _builtin(str(builtin), f"{key}.builtin")
-        parts, layout = [part], "split"
+        parts, layout = [_builtin(str(builtin), f"{key}.builtin")], "split"
     elif path:
         for k in ("test_path", "population_path"):
             if data.get(k):
@@ -635,7 +631,7 @@ def table_source(data: Mapping[str, Any], shadow: Mapping[str, Any], key: str = 
         if sum(sizes) > n:
             raise ConfigError(f"{key}.split", f"asks for {sizes[0]} + {sizes[1]} + {sizes[2]} = {sum(sizes)} rows, but "
                                               f"the table has {n}" + (" (named records held out)" if named_rows else ""))
-        t, a, m = _stratified_parts(y, sizes, seed, [f"{key}.split.{k}" for k in names], labels)
+        t, a, m = _stratified_parts(y, sizes, seed, labels)
         split = _Split(t, a, m)
     else:
         by = {c: (X, y, ids) for c, X, y, ids in kept}
@@ -656,7 +652,7 @@ def table_source(data: Mapping[str, Any], shadow: Mapping[str, Any], key: str = 
             if not 0 < k < len(test):
                 raise ConfigError(f"{key}.population_fraction", f"gives the attacker {k} of {len(test)} test rows; "
                                                                 "both the attacker and the audit need some")
-            a_idx, = _stratified_parts(y[test], [k], seed, [f"{key}.population_fraction"], labels)
+            a_idx, = _stratified_parts(y[test], [k], seed, labels)
             attacker = test[a_idx]
             split = _Split(offs["train"], attacker, np.setdiff1d(test, attacker))
 
@@ -683,7 +679,13 @@ def table_source(data: Mapping[str, Any], shadow: Mapping[str, Any], key: str = 
     if rec is not None and (rec.get("id") is not None or rec.get("features")):
         r = source.parse_record(rec, f"{key}.target_record", rec.get("name") or str(rec.get("id")))
         source.target_record = Record(r.name, r.values, r.label, bool(rec.get("member", True)), r.id)
-    source.probe_records = tuple(source.parse_record(node or {}, f"{key}.probe_records.{n}", n)
-                                 for n, node in (data.get("probe_records") or {}).items())
-    del pd
+    probes = []
+    for n, node in (data.get("probe_records") or {}).items():
+        pkey = f"{key}.probe_records.{n}"
+        if isinstance(node, Mapping) and node.get("id") is None and node.get("label") is None:
+            # A probe needs no label: only the target's probabilities are reported.
+            probes.append(Record(n, source._values((node or {}).get("features") or {}, f"{pkey}.features")))
+        else:
+            probes.append(source.parse_record(node or {}, pkey, n))
+    source.probe_records = tuple(probes)
     return source
