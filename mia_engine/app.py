@@ -107,7 +107,7 @@ def run_job(cfg) -> float | None:
         log_datasets = synthetic if tracking.get("log_datasets") is None else bool(tracking["log_datasets"])
         log_models = synthetic if tracking.get("log_models") is None else bool(tracking["log_models"])
         written = write_run_outputs(result, out_dir, datasets=log_datasets, models=log_models,
-                                    schema=plan.source if plan.source.kind == "table" else None)
+                                    schema=plan.source.schema_yaml())
         local_only = {k: written.pop(k) for k in [k for k in written if k == "records" and
                                                   not tracking.get("log_scores")]}
         game = None
@@ -133,7 +133,7 @@ def run_job(cfg) -> float | None:
             summary["mlflow"]["error"] = str(tracking_error)
         write_json(out_dir / "summary.json", summary)
         (out_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(resolved))
-        extra = [("data", _data_line(summary.get("data") or {}))] if plan.source.kind == "table" else []
+        extra = [] if synthetic else [("data", _data_line(summary.get("data") or {}))]
         if local_only:
             extra.append(("records", f"every audited record's score: {local_only['records']}/scores.parquet "
                                      "(kept local; tracking.log_scores=true logs it)"))

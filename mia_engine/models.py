@@ -193,15 +193,15 @@ class Preprocessing:
                 "impute": self.impute, "scale": self.scale}
 
 
-def preprocessing_for(node: Mapping[str, Any], key: str, features, *, table: bool, impute: bool):
+def preprocessing_for(node: Mapping[str, Any], key: str, features, *, default: bool, impute: bool):
     """The preprocessing a model node gets on data with ``features`` (None: the raw matrix).
 
-    ``model.preprocess``: true / false, or null: tables are preprocessed, declared populations
-    (whose values are already the numbers the scenario declares) are fed as drawn, as the
-    tutorial's SVC was."""
+    ``model.preprocess``: true / false, or null: the source's ``default`` (tables are
+    preprocessed; declared populations, whose values are already the numbers the scenario
+    declares, are fed as drawn, as the tutorial's SVC was)."""
     flag = node.get("preprocess")
     if flag is None:
-        flag = table
+        flag = default
     if not flag:
         if impute:
             raise ConfigError(f"{key}.preprocess", "data.missing=impute needs the model's preprocessing (it imputes); "
@@ -352,15 +352,15 @@ def _random_state_kwarg(kwargs: Mapping[str, Any], random_state: Any) -> dict[st
 def model_recipe(node: Mapping[str, Any], key: str, source, launch_dir=None) -> ModelRecipe:
     """Validate a model node against the data source and turn it into a recipe."""
     node = dict(node)
-    table = getattr(source, "kind", "") == "table"
-    impute = bool(getattr(source, "impute", False))
+    table = bool(source.preprocess_by_default)
+    impute = bool(source.impute)
     if node.get("path") is not None and "_target_" not in node:
         return _saved_recipe(node, key, source, launch_dir)
     target = node.get("_target_")
     if not target:
         raise ConfigError(f"{key}._target_", "missing: name the estimator class to build")
     check_target(str(target), key)
-    pre = preprocessing_for(node, key, source.features, table=table, impute=impute)
+    pre = preprocessing_for(node, key, source.features, default=table, impute=impute)
     recipe = ModelRecipe(key=key, node=node, preprocessing=pre)
     recipe.build()  # validates the parameters under the config key
     return recipe
@@ -373,7 +373,7 @@ def _saved_recipe(node: Mapping[str, Any], key: str, source, launch_dir) -> Mode
 
     from .saved_models import check_saved_model, load_saved_model
 
-    if getattr(source, "kind", "") != "table" or getattr(source, "layout", "") != "files":
+    if not source.training_rows_given:
         raise ConfigError(f"{key}.path", "a saved model needs the rows it was trained on: use data=table with "
                                          "data.train_path (the members) and data.test_path (held-out rows)")
     path = Path(str(node["path"])).expanduser()

@@ -67,7 +67,7 @@ def write_models(directory: Path, models: Mapping[str, Any]) -> list[Path]:
 
 
 def write_run_outputs(result: ScenarioResult, out_dir: Path, *, datasets: bool, models: bool,
-                      schema=None) -> dict[str, Path]:
+                      schema: str | None = None) -> dict[str, Path]:
     """Plots, CSVs, models, per-record scores and (for a table) its schema; returns
     artifact-directory -> path (files or folders). ``datasets``/``models`` false: not written."""
     from . import plots
@@ -95,8 +95,6 @@ def write_run_outputs(result: ScenarioResult, out_dir: Path, *, datasets: bool, 
     if scores is not None:
         written["records"] = scores.parent
     if schema is not None:
-        from .data.table import schema_yaml
-
-        (out_dir / "data_schema.yaml").write_text(schema_yaml(schema.features, schema.name))
+        (out_dir / "data_schema.yaml").write_text(schema)
         written["config"] = out_dir / "data_schema.yaml"
     return written

@@ -45,14 +45,14 @@ def format_report(summary: Mapping[str, Any], model: str, output_dir: str,
                      f"adv {a['advantage']:.3f}  eps>={a['epsilon_lower_bound']:.2f}"))
     a = summary.get("attack")
     if a is not None:
-        held = "held-out" if (summary.get("data") or {}).get("kind") == "table" else "fresh"
+        held = (summary.get("data") or {}).get("nonmembers_are", "fresh")
         rows.append(("audit size", f"{a['n_members']} members vs {a['n_nonmembers']} {held} non-members"
                      + ("; † fewer non-members than 1/FPR: the TPR is at FPR 0" if any(
                          k.endswith("_resolved") for x in attacks.values() for k in x) else "")
                      + ("; * strongest attack" if len(attacks) > 1 else "")))
     t = summary["target"]
     fresh = "n/a" if t["test_accuracy"] is None else f"{t['test_accuracy']:.3f}"
-    unseen = "held-out data" if (summary.get("data") or {}).get("kind") == "table" else "fresh data"
+    unseen = f"{(summary.get('data') or {}).get('nonmembers_are', 'fresh')} data"
     rows.append(("target model", f"{model}: accuracy train {t['train_accuracy']:.3f}, {unseen} {fresh}"))
     rows += list(extra or [])
     rows.append(("outputs", output_dir))

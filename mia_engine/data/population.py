@@ -485,7 +485,8 @@ class PopulationSource(DataSource):
 
     kind = "population"
 
-    def __init__(self, population: Population, attacker_population: Population, attacker_sizes: Mapping[str, int]):
+    def __init__(self, population: Population, attacker_population: Population, attacker_sizes: Mapping[str, int],
+                 config: Mapping[str, Any] | None = None):
         super().__init__(name=population.name, features=tuple(_feature_of(population, f)
                                                                for f in population.feature_names),
                          labels=population.labels, label_values=population.labels,
@@ -494,6 +495,7 @@ class PopulationSource(DataSource):
         self.population = population
         self.attacker_population = attacker_population
         self.attacker_sizes = dict(attacker_sizes)
+        self.config = dict(config or {})
 
     def draws(self) -> Draws:
         return _PopulationDraws(self)
@@ -527,9 +529,13 @@ class PopulationSource(DataSource):
         return parse_record(node.get("features") or {}, f"{key}.features", name, pop.feature_names, pop.classes,
                             label=int(label))
 
+    def identity(self) -> dict[str, Any]:
+        return self.config or self.describe()
+
     def describe(self) -> dict[str, Any]:
         pop = self.population
-        card = {"kind": self.kind, "name": pop.name, "sampler": pop.sampler, "seed": pop.seed,
+        card = {"kind": self.kind, "name": pop.name, "nonmembers_are": self.nonmembers_are, "sampler": pop.sampler,
+                "seed": pop.seed,
                 "features": {f.name: f.kind for f in self.features},
                 "labels": list(pop.labels),
                 "rows": {"target": sum(self.target_counts().values()),
@@ -568,4 +574,4 @@ def population_source(data: Mapping[str, Any], shadow: Mapping[str, Any], key: s
     else:
         attacker = pop
     sizes = class_sizes(attacker, shadow.get("size_per_class"), shadow.get("sizes"), "shadow")
-    return PopulationSource(pop, attacker, sizes)
+    return PopulationSource(pop, attacker, sizes, {"data": data, "shadow_population": shadow.get("population")})

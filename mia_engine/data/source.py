@@ -100,6 +100,14 @@ class DataSource:
     synthetic: bool = field(default=True)
 
     kind = ""
+    #: Whether models get a preprocessing Pipeline unless ``model.preprocess`` says otherwise.
+    preprocess_by_default = False
+    #: Whether missing values are imputed by the model's Pipeline (``data.missing=impute``).
+    impute = False
+    #: Whether the target's training rows are the user's own (a saved model can be audited).
+    training_rows_given = False
+    #: What the audit's non-members are, in a word: "fresh" draws or "held-out" rows.
+    nonmembers_are = "fresh"
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -138,6 +146,14 @@ class DataSource:
     def describe(self) -> dict[str, Any]:  # pragma: no cover - interface
         """The data card: what was audited, never a row."""
         raise NotImplementedError
+
+    def identity(self) -> dict[str, Any]:
+        """What, besides the rows' bytes, a cache entry made from this source's rows is tied to."""
+        return self.describe()
+
+    def schema_yaml(self) -> str | None:
+        """The feature schema as YAML to paste back into the config (None: nothing to pin)."""
+        return None
 
     def tracked_datasets(self) -> list[dict[str, Any]]:
         """Dataset descriptions for the tracker (name, source, digest, rows, schema); none by default."""

@@ -314,6 +314,8 @@ class TableSource(DataSource):
     individuals' rows held out); ``split`` says which rows play which part."""
 
     kind = "table"
+    preprocess_by_default = True
+    nonmembers_are = "held-out"
 
     def __init__(self, *, name, features, labels, label_values, X, y, ids, split: _Split, seed: int,
                  parts: list[TablePart], layout: str, label_column: str, dropped: Sequence[str],
@@ -330,6 +332,7 @@ class TableSource(DataSource):
         self.id_column = id_column
         self.missing = dict(missing)
         self.impute = impute
+        self.training_rows_given = layout == "files"
         self._named_rows = dict(named_rows)   # id -> (values, label) of held-out named rows
 
     def rows(self, idx: np.ndarray) -> Rows:
@@ -425,7 +428,7 @@ class TableSource(DataSource):
             return {str(self.label_value(k)): v for k, v in self.rows(idx).counts().items()}
 
         return {
-            "kind": self.kind, "name": self.name, "layout": self.layout,
+            "kind": self.kind, "name": self.name, "layout": self.layout, "nonmembers_are": self.nonmembers_are,
             "sources": [{"context": p.context, "source": p.source, "sha256": p.digest} for p in self.parts],
             "label": self.label_column, "labels": list(self.label_values),
             "features": {f.name: f.kind for f in self.features},
@@ -436,6 +439,9 @@ class TableSource(DataSource):
             "class_counts": {"target": counts(self.split.target), "attacker": counts(self.split.attacker),
                              "nonmembers": counts(self.split.nonmembers)},
         }
+
+    def schema_yaml(self) -> str:
+        return schema_yaml(self.features, self.name)
 
     def tracked_datasets(self) -> list[dict[str, Any]]:
         """One entry per file: name, source, digest, context, row count and schema, never a row."""

@@ -238,13 +238,9 @@ def prepare_scenario(cfg: Mapping[str, Any], launch_dir: Path | None = None) -> 
                 cache_dir = Path(launch_dir) / cache_dir
         elif launch_dir is not None:
             cache_dir = Path(launch_dir) / ".mia_cache" / "reference"
-    # What the reference models' cache entry is tied to besides the rows themselves.
-    if source.kind == "population":
-        cache_parts = {"data": cfg["data"], "shadow_population": shadow.get("population")}
-    else:
-        cache_parts = {"data": source.describe()}
     plan = ScenarioPlan(source, shadow, target_recipe, shadow_recipe, attack_node, reference_node,
-                        bool(audit_cfg.get("enabled")), n_nonmembers, fpr_levels, base_rate, cache_dir, cache_parts)
+                        bool(audit_cfg.get("enabled")), n_nonmembers, fpr_levels, base_rate, cache_dir,
+                        source.identity())
     _, _, attacks = plan.build_estimators()  # validates the models' and the attacks' parameters
 
     rec = source.target_record
