@@ -58,7 +58,7 @@ def run_job(cfg) -> float | None:
     tracking = resolved["tracking"]
     overrides = list(hc.overrides.task)
     run_name = _run_name(tracking, overrides)
-    objectives = resolved.get("objectives") or []
+    objectives = resolved.get("objectives")
 
     digest = config_hash(resolved)
     session = None
@@ -178,11 +178,22 @@ def config_hash(resolved: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def objective_values(summary: Mapping[str, Any], keys: list[str]) -> float | list[float] | None:
+def default_objectives(summary: Mapping[str, Any]) -> list[str]:
+    """``objectives: null``: the individual's score when there is one, else the strongest
+    attack's AUC, else nothing."""
+    if (summary.get("target_record") or {}).get("score") is not None:
+        return ["target_record.score"]
+    return ["attack.auc"] if "attack" in summary else []
+
+
+def objective_values(summary: Mapping[str, Any], keys: list[str] | None) -> float | list[float] | None:
     """What the task returns to a sweeper: the summary values named by ``objectives``.
 
-    One key gives a float (Optuna's single objective), several a list (multi-objective).
+    One key gives a float (Optuna's single objective), several a list (multi-objective);
+    ``None`` takes :func:`default_objectives`.
     """
+    if keys is None:
+        keys = default_objectives(summary)
     values = []
     for i, key in enumerate(keys):
         section, _, name = str(key).partition(".")

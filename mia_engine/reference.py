@@ -254,10 +254,16 @@ def _fit_one(m: int, recipe, model_key: str, seed: int, X_train: np.ndarray, y_t
     """Build, fit and query reference model ``m``; runs in a joblib worker (thread or process)."""
     from .models import fit_model, require_probabilities
 
+    from threadpoolctl import threadpool_limits
+
     est = recipe.build(random_state=model_random_state(seed, m))
     require_probabilities(est, model_key)
-    fit_model(est, X_train, y_train, model_key)  # thread-safe for libsvm's shared RNG
-    proba = np.asarray(est.predict_proba(X_query), dtype=np.float64)
+    # One thread per fit; the workers give the parallelism. Estimators with OpenMP teams of their
+    # own (histogram gradient boosting) otherwise start one per worker thread, and spin-waiting
+    # teams on 2 busy cores made a 0.1 s fit take 4-22 s. The limit is this thread's alone.
+    with threadpool_limits(limits=1, user_api="openmp"):
+        fit_model(est, X_train, y_train, model_key)  # thread-safe for libsvm's shared RNG
+        proba = np.asarray(est.predict_proba(X_query), dtype=np.float64)
     return proba, np.asarray(est.classes_), (est if keep_model else None)
 
 
@@ -283,8 +289,12 @@ def _fit_all(recipe, model_key: str, seed: int, X_pool, y_pool, X_query, masks, 
     # which swaps a process-wide filter list: threads entering and leaving it concurrently can
     # restore each other's lists. The same filter installed here, around all of them, keeps the
     # warning silent meanwhile and restores the caller's filters once at the end.
+    # BLAS runs single-threaded while the workers fit (its limit is process-wide; OpenMP's is
+    # per thread and is set in each fit, see _fit_one).
+    from threadpoolctl import threadpool_limits
+
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
             warnings.filterwarnings("ignore", message=_PROBABILITY_DEPRECATION, category=FutureWarning)
             results = Parallel(n_jobs=n_jobs, backend=backend, return_as="generator")(tasks)
             for m, (proba, model_classes, est) in enumerate(results):

@@ -380,3 +380,14 @@ def test_probe_records_of_a_table(patients_csv):
     assert set(probes) == {"older_smoker", "p9"} and all(sum(p.probabilities) == pytest.approx(1) for p in
                                                           probes.values())
     assert probes["older_smoker"].label is None and probes["p9"].label in (0, 1)
+
+
+def test_a_table_without_a_named_record_returns_the_audit_auc(patients_csv):
+    from mia_engine.app import default_objectives, objective_values
+
+    r = run_scenario(_files(patients_csv))
+    s = r.summary()
+    assert "target_record" not in s and default_objectives(s) == ["attack.auc"]
+    assert objective_values(s, None) == s["attack"]["auc"]
+    tutorial = run_scenario(compose_config(FAST)).summary()
+    assert objective_values(tutorial, None) == tutorial["target_record"]["score"]
