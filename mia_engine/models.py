@@ -14,7 +14,7 @@ from .errors import ConfigError
 
 # scikit-learn 1.9 deprecates SVC(probability=True) and warns on every fit; exact replay of
 # the tutorial needs it, so the warning is silenced around our own fits only.
-_PROBABILITY_DEPRECATION = r"The `probability` parameter was deprecated"
+PROBABILITY_DEPRECATION = r"The `probability` parameter was deprecated"
 
 
 def calibrated_svc(C: float = 1.0, gamma: float = 3.0, kernel: str = "rbf", random_state: Any = None,
@@ -104,7 +104,7 @@ def fit_model(est, X: np.ndarray, y: np.ndarray, key: str):
         # Under the lock, so the process-wide warning filters change one thread at a time too;
         # the silenced deprecation only concerns libsvm models.
         with _NATIVE_RNG_LOCK, warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=_PROBABILITY_DEPRECATION, category=FutureWarning)
+            warnings.filterwarnings("ignore", message=PROBABILITY_DEPRECATION, category=FutureWarning)
             return _fit(est, X, y, key)
     return _fit(est, X, y, key)
 

@@ -273,7 +273,7 @@ def _fit_all(recipe, model_key: str, seed: int, X_pool, y_pool, X_query, masks, 
 
     from joblib import Parallel, delayed
 
-    from .models import _PROBABILITY_DEPRECATION
+    from .models import PROBABILITY_DEPRECATION
 
     n_models = masks.shape[0]
     probabilities = np.empty((n_models, X_query.shape[0], len(classes)), dtype=np.float64)
@@ -295,7 +295,7 @@ def _fit_all(recipe, model_key: str, seed: int, X_pool, y_pool, X_query, masks, 
 
     try:
         with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
-            warnings.filterwarnings("ignore", message=_PROBABILITY_DEPRECATION, category=FutureWarning)
+            warnings.filterwarnings("ignore", message=PROBABILITY_DEPRECATION, category=FutureWarning)
             results = Parallel(n_jobs=n_jobs, backend=backend, return_as="generator")(tasks)
             for m, (proba, model_classes, est) in enumerate(results):
                 if model_classes.shape != classes.shape or not np.array_equal(model_classes, classes):
