@@ -56,6 +56,12 @@ def _is_missing(v: Any) -> bool:
         return False
 
 
+def _names(columns: Sequence[str], most: int = 10) -> str:
+    """Column names for a one-line message: the first ``most``, then how many in all."""
+    shown = ", ".join(columns[:most])
+    return shown if len(columns) <= most else f"{shown}, ... ({len(columns)} in all)"
+
+
 def _sort_key(v: Any):
     return (0, float(v), "") if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) \
         else (1, 0.0, str(v))
@@ -179,7 +185,7 @@ def _schema(frames: Sequence[Any], columns: Sequence[str], declared: Mapping[str
     declared = dict(declared or {})
     for col, node in declared.items():
         if col not in columns:
-            raise ConfigError(f"{key}.features.{col}", f"no such feature column; the features are {', '.join(columns)}")
+            raise ConfigError(f"{key}.features.{col}", f"no such feature column; the features are {_names(columns)}")
         if not isinstance(node, Mapping):
             raise ConfigError(f"{key}.features.{col}", f"give {{kind: ..., categories: [...]}}, got {node!r}")
         for k in node:
@@ -401,7 +407,7 @@ class TableSource(DataSource):
         names = self.feature_names
         for f in node:
             if f not in names:
-                raise ConfigError(f"{key}.{f}", f"unknown feature; the table's features are {', '.join(names)}")
+                raise ConfigError(f"{key}.{f}", f"unknown feature; the table's features are {_names(names)}")
         out = []
         for f in self.features:
             v = node.get(f.name)
@@ -511,7 +517,7 @@ def table_source(data: Mapping[str, Any], shadow: Mapping[str, Any], key: str = 
     if shadow.get("sizes"):
         raise ConfigError("shadow.sizes", "a table's attacker rows come from the data (data.split.population or "
                                           "data.population_path), not from shadow sizes")
-    fmt = data.get("format") or "auto"
+    fmt = data.get("format")
     if fmt not in ("auto", "csv", "parquet"):
         raise ConfigError(f"{key}.format", f"unknown format {fmt!r}; choose auto, csv or parquet")
     builtin, path, train_path = data.get("builtin"), data.get("path"), data.get("train_path")
@@ -549,16 +555,16 @@ def table_source(data: Mapping[str, Any], shadow: Mapping[str, Any], key: str = 
 
     label = data.get("label")
     if not label:
-        raise ConfigError(f"{key}.label", f"name the label column; the table's columns are {', '.join(columns)}")
+        raise ConfigError(f"{key}.label", f"name the label column; the table's columns are {_names(columns)}")
     if label not in columns:
-        raise ConfigError(f"{key}.label", f"no column {label!r}; the table's columns are {', '.join(columns)}")
+        raise ConfigError(f"{key}.label", f"no column {label!r}; the table's columns are {_names(columns)}")
     drop = [str(c) for c in (data.get("drop") or [])]
     for i, c in enumerate(drop):
         if c not in columns:
-            raise ConfigError(f"{key}.drop.{i}", f"no column {c!r} to drop; the table's columns are {', '.join(columns)}")
+            raise ConfigError(f"{key}.drop.{i}", f"no column {c!r} to drop; the table's columns are {_names(columns)}")
     id_column = data.get("id_column")
     if id_column is not None and id_column not in columns:
-        raise ConfigError(f"{key}.id_column", f"no column {id_column!r}; the table's columns are {', '.join(columns)}")
+        raise ConfigError(f"{key}.id_column", f"no column {id_column!r}; the table's columns are {_names(columns)}")
     feature_cols = [c for c in columns if c != label and c not in drop and c != id_column]
     if not feature_cols:
         raise ConfigError(f"{key}.drop", "no feature columns are left for the model")
@@ -576,7 +582,7 @@ def table_source(data: Mapping[str, Any], shadow: Mapping[str, Any], key: str = 
                                           "membership inference needs a classifier of at least two")
     features = _schema(frames, feature_cols, data.get("features"), key, id_column)
 
-    impute = data.get("missing", "error")
+    impute = data.get("missing")
     if impute not in ("error", "impute"):
         raise ConfigError(f"{key}.missing", f"unknown choice {impute!r}; choose error or impute")
     missing = {}
@@ -624,7 +630,7 @@ def table_source(data: Mapping[str, Any], shadow: Mapping[str, Any], key: str = 
         _, X, y, ids = encoded[j]
         named_rows[ids[i]] = (tuple(float(v) for v in X[i]), int(y[i]))
 
-    seed = data.get("seed", 0)
+    seed = data.get("seed")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ConfigError(f"{key}.seed", f"must be a non-negative integer, got {seed!r}")
     kept = [(c, X[~h], y[~h], ids[~h]) for (c, X, y, ids), h in zip(encoded, hold_out)]
@@ -652,7 +658,7 @@ def table_source(data: Mapping[str, Any], shadow: Mapping[str, Any], key: str = 
         if "population" in offs:
             split = _Split(offs["train"], offs["population"], offs["test"])
         else:
-            frac = data.get("population_fraction", 0.5)
+            frac = data.get("population_fraction")
             test = offs["test"]
             k = _size(frac, len(test), f"{key}.population_fraction")
             if not 0 < k < len(test):
