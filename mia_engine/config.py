@@ -374,6 +374,16 @@ class AuditConfig:
     # Share of the population that is in the training data, for the PPV; null: the audit's
     # own share (members / all scored records).
     base_rate: Optional[float] = None
+    # Non-members that copy a member row (features and label): their membership is not defined
+    # by what the model sees. drop: counted and left out of the audit; keep: scored as non-members.
+    duplicates: str = MISSING
+
+
+@dataclass
+class RiskConfig:
+    """The thresholds a TRE applies (conf/risk/<name>.yaml holds the values and their sources)."""
+
+    min_cell_count: int = MISSING
 
 
 @dataclass
@@ -436,5 +446,6 @@ def register_configs() -> None:
                        ("attack_shadow_lr", ShadowLRConfig), ("attack_loss_threshold", LossThresholdConfig),
                        ("attack_lira", LiraConfig), ("attack_rmia", RmiaConfig),
                        ("attack_worst_case", WorstCaseConfig), ("reference", ReferenceConfig),
-                       ("audit", AuditConfig), ("evaluation", EvaluationConfig), ("tracking", TrackingConfig)):
+                       ("audit", AuditConfig), ("risk", RiskConfig), ("evaluation", EvaluationConfig),
+                       ("tracking", TrackingConfig)):
         cs.store(group="schema", name=name, node=node)

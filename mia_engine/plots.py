@@ -25,7 +25,7 @@ def confidence_histogram(result, path: Path) -> Path:
     ax.hist(result.shadow_test_confidences, bins=bins, alpha=0.6, color="tab:blue",
             label=f"shadow non-members (mean {result.shadow_test_mean_confidence:.2f})")
     rec = result.target_record
-    if rec is not None:
+    if rec is not None and result.verdict_attack is not None:
         score, _ = rec.attack_scores[result.verdict_attack]
         ax.axvline(rec.max_confidence, color="black", linestyle="--",
                    label=f"{rec.name}: {rec.max_confidence:.2f} ({result.verdict_attack} score {score:.2f})")
@@ -50,7 +50,7 @@ def attack_roc(result, path: Path) -> Path:
     tfloor = 1.0 / (2 * first.n_members)
     for i, a in enumerate(audited):
         m = a.metrics
-        best = " *" if a.name == result.verdict_attack else ""
+        best = " *" if a.name == result.verdict_attack else (" (upper bound)" if a.upper_bound else "")
         level = min(m.tpr_at_fpr) if m.tpr_at_fpr else None
         at = f", TPR {m.tpr_at_fpr[level]:.2f} @ {level:g}" if level is not None else ""
         ax.plot(np.maximum(m.fpr, floor), np.maximum(m.tpr, tfloor), color=_COLOURS[i % len(_COLOURS)],
@@ -63,7 +63,7 @@ def attack_roc(result, path: Path) -> Path:
     ax.set_yscale("log")
     ax.set_xlim(floor, 1.0)
     ax.set_ylim(tfloor, 1.05)
-    ax.set_xlabel(f"false positive rate ({first.n_nonmembers} fresh non-members)")
+    ax.set_xlabel(f"false positive rate ({first.n_nonmembers} non-members)")
     ax.set_ylabel(f"true positive rate ({first.n_members} training members)")
     ax.set_title("Attacks on the target model" + (" (* strongest)" if len(audited) > 1 else ""))
     ax.legend(loc="lower right", fontsize="x-small")

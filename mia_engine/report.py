@@ -19,7 +19,10 @@ def format_report(summary: Mapping[str, Any], model: str, output_dir: str,
     sh = summary["shadow"]
     rows.append(("shadow model", f"mean max-confidence: members {sh['train_mean_confidence']:.2f}"
                                  f" / non-members {sh['test_mean_confidence']:.2f}"))
-    if rec is not None:
+    if rec is not None and rec.get("attack") is None:
+        rows.append(("verdict", "none: only upper-bound attacks (trained on the audit's membership labels) ran; "
+                                "add an attack an attacker could run, e.g. attack=[shadow_lr,worst_case]"))
+    elif rec is not None:
         p = rec.get("membership_probability")
         said = f"membership probability {p:.2f}" if p is not None else f"score {rec['score']:.3g}"
         rows.append(("attack", f"{rec['attack']}: max confidence {rec['max_confidence']:.2f} -> {said}"))
@@ -39,17 +42,30 @@ def format_report(summary: Mapping[str, Any], model: str, output_dir: str,
             continue
         tprs = "  ".join(f"TPR@{k[len('tpr_at_fpr_'):]} {v:.3f}{'' if a.get(k + '_resolved', True) else '†'}"
                          for k, v in a.items() if k.startswith("tpr_at_fpr_") and not k.endswith("_resolved"))
-        mark = " *" if name == strongest and len(attacks) > 1 else ""
+        mark = " *" if name == strongest and len(attacks) > 1 else (" (upper bound)" if a.get("upper_bound") else "")
         rows.append((f"audit {name}{mark}",
                      f"AUC {a['auc']:.3f} [{a['auc_ci_low']:.3f}, {a['auc_ci_high']:.3f}]  {tprs}  "
                      f"adv {a['advantage']:.3f}  eps>={a['epsilon_lower_bound']:.2f}"))
-    a = summary.get("attack")
+    held = {}
+    for name, x in attacks.items():
+        if "auc" in x and x.get("threat_model"):
+            held.setdefault(x["threat_model"], []).append(name)
+    if len(attacks) > 1:  # what each attack assumes the attacker holds
+        rows += [("attacker holds", f"{', '.join(names)}: {threat}") for threat, names in held.items()]
+    a = summary.get("attack") or summary.get("upper_bound")
     if a is not None:
         held = (summary.get("data") or {}).get("nonmembers_are", "fresh")
-        rows.append(("audit size", f"{a['n_members']} members vs {a['n_nonmembers']} {held} non-members"
+        au = summary.get("audit") or {}
+        dup = au.get("duplicates", 0)
+        copies = ""
+        if dup:
+            copies = (f" ({dup} copies of a member row dropped)" if au.get("duplicates_policy") == "drop"
+                      else f" ({dup} of them copy a member row)")
+        rows.append(("audit size", f"{a['n_members']} members vs {a['n_nonmembers']} {held} non-members{copies}"
                      + ("; † fewer non-members than 1/FPR: the TPR is at FPR 0" if any(
                          k.endswith("_resolved") for x in attacks.values() for k in x) else "")
-                     + ("; * strongest attack" if len(attacks) > 1 else "")))
+                     + ("; * strongest attack an attacker could run" if len(attacks) > 1 else "")))
+    rows += _check_rows(summary.get("checks") or {})
     t = summary["target"]
     fresh = "n/a" if t["test_accuracy"] is None else f"{t['test_accuracy']:.3f}"
     unseen = f"{(summary.get('data') or {}).get('nonmembers_are', 'fresh')} data"
@@ -61,3 +77,28 @@ def format_report(summary: Mapping[str, Any], model: str, output_dir: str,
         rows.append(("mlflow", f"run {ml['run_id']} (experiment {ml['experiment_id']}) at {ml['tracking_uri']}"))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+
+
+def _check_rows(checks: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The checks beyond attacks, one line each."""
+    rows = []
+    e = checks.get("embedded_rows")
+    if e is not None:
+        if e["stores_rows"]:
+            text = f"{e['family']} keeps {e['n_rows_stored']} of {e['n_train']} training rows verbatim ({e['how']})"
+            for name, inside in (e.get("named") or {}).items():
+                if inside is not None:
+                    text += f"; {name}'s row is {'one of them' if inside else 'not among them'}"
+        else:
+            text = f"{e['family']} keeps no training rows verbatim"
+        rows.append(("embedded rows", text))
+    t = checks.get("tree_leaves")
+    if t is not None:
+        pure = "" if t["n_pure_small_leaves"] is None else f", {t['n_pure_small_leaves']} of them one class only"
+        rows.append(("tree leaves", f"{t['n_small_leaves']} of {t['n_leaves']} leaves hold fewer than {t['min_cell']} "
+                                    f"training rows{pure}; smallest {t['min_leaf_size']}"))
+    g = checks.get("generalisation")
+    if g is not None:
+        rows.append(("generalisation", f"accuracy {g['train_accuracy']:.3f} train vs {g['test_accuracy']:.3f} unseen; "
+                                       f"log loss {g['train_log_loss'] + 0.0:.3f} vs {g['test_log_loss'] + 0.0:.3f}"))
+    return rows

@@ -115,9 +115,16 @@ def test_suite_names_the_strongest(memorised):
     s = memorised.summary()
     assert set(s["attacks"]) == set(ALL)
     best = s["attack"]["name"]
-    others = [a["tpr_at_fpr_0.01"] for a in s["attacks"].values()]
-    assert s["attack"]["tpr_at_fpr_0.01"] == max(others)
+    # The headline comes from the attacks an attacker could run; worst_case, trained on the
+    # audit's membership labels, reports apart as the upper bound.
+    others = [a["tpr_at_fpr_0.01"] for a in s["attacks"].values() if not a["upper_bound"]]
+    assert s["attack"]["tpr_at_fpr_0.01"] == max(others) and best != "worst_case"
     assert s["target_record"]["attack"] == best
+    assert s["upper_bound"]["name"] == "worst_case" and s["attacks"]["worst_case"]["upper_bound"] is True
+    assert s["upper_bound"]["auc"] == s["attacks"]["worst_case"]["auc"]
+    assert "membership labels" in s["upper_bound"]["threat_model"]
+    assert "candidate records" in s["attacks"]["lira"]["threat_model"]
+    assert s["attacks"]["lira_offline"]["threat_model"] == "population rows and the recipe"
     assert s["attacks"]["lira"]["reference_models"] == 16 and s["attacks"]["shadow_lr"]["reference_models"] == 0
 
 
@@ -512,3 +519,29 @@ def test_needs_and_threat_model_per_kind(node, shadow, reference, labels, threat
     assert a.needs_membership_labels is labels and type(a).needs_membership_labels is labels
     assert a.threat_model == threat
     assert Attack.needs_membership_labels is False
+
+
+def test_the_headline_never_comes_from_an_upper_bound():
+    from mia_engine.metrics import attack_metrics
+    from mia_engine.scenario.results import AttackResult, strongest
+
+    def result(name, members, upper):
+        m = attack_metrics(np.asarray(members, float), np.linspace(0, 0.5, 200), 0.5, (0.01, 0.1))
+        return AttackResult(name, "x", "score", False, 0.5, m, upper_bound=upper)
+
+    weak = [0.4 + 0.002 * i for i in range(200)]
+    strong = [0.6 + 0.001 * i for i in range(200)]
+    attacks = {"realistic": result("realistic", weak, False), "bound": result("bound", strong, True)}
+    assert attacks["bound"].metrics.tpr_at_fpr[0.01] > attacks["realistic"].metrics.tpr_at_fpr[0.01]
+    assert strongest(attacks) == "realistic" and strongest(attacks, upper_bound=True) == "bound"
+    assert strongest({"bound": attacks["bound"]}) is None
+
+
+def test_only_an_upper_bound_gives_no_verdict():
+    r = run_scenario(compose_config(["tracking=none", "attack=worst_case", "attack.worst_case.n_repeats=1"]))
+    s = r.summary()
+    assert r.verdict_attack is None and "attack" not in s and s["upper_bound"]["name"] == "worst_case"
+    assert s["target_record"]["attack"] is None and s["target_record"]["predicted_member"] is None
+    from mia_engine.report import format_report
+
+    assert "only upper-bound attacks" in format_report(s, "SVC", "out")

@@ -137,8 +137,10 @@ def test_same_config_same_numbers(compose_cfg):
 def test_audit_counts_and_ranges(compose_cfg):
     r = run_scenario(compose_cfg(["tracking=none"]))
     s = r.summary()
-    # 200 training rows (99 + 100 + the MP) vs as many fresh rows, class by class.
-    assert s["attack"]["n_members"] == 200 and s["attack"]["n_nonmembers"] == 200
+    # 200 training rows (99 + 100 + the MP) vs as many fresh rows, class by class, less the
+    # fresh rows that copy a member row (dropped from the audit by default).
+    assert s["attack"]["n_members"] == 200 and s["audit"]["n_nonmembers_drawn"] == 200
+    assert s["attack"]["n_nonmembers"] == 200 - s["audit"]["duplicates"] == 180
     assert int((r.datasets["audit_nonmembers"].y == 1).sum()) == 100
     # gamma=3 overfits: near-perfect training accuracy, the attack separates members well.
     assert s["target"]["train_accuracy"] > 0.95 and s["target"]["test_accuracy"] < s["target"]["train_accuracy"]

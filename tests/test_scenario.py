@@ -64,3 +64,61 @@ def test_csv_rows_keep_integer_features_integral(tmp_path):
     x, k, label = first.split(",")
     assert "." in x and k.isdigit() and label == "0"
     assert np.isclose(float(x), r.datasets["target_train"].X[0, 0])
+
+
+def test_copies_of_members_are_counted_and_dropped_from_the_audit():
+    dropped = run_scenario(compose_config(["tracking=none"]))
+    kept = run_scenario(compose_config(["tracking=none", "audit.duplicates=keep"]))
+    a, b = dropped.summary(), kept.summary()
+    # The tutorial's 200 fresh non-members hold 20 exact copies of member rows.
+    assert a["audit"] == {"n_members": 200, "n_nonmembers": 180, "n_nonmembers_drawn": 200, "duplicates": 20,
+                          "duplicates_policy": "drop"}
+    assert b["audit"]["n_nonmembers"] == 200 and b["audit"]["duplicates"] == 20
+    # Kept, they are scored like the members they copy: the published audit (AUC 0.930).
+    assert round(b["attack"]["auc"], 3) == 0.930 and a["attack"]["n_nonmembers"] == 180
+    assert a["attack"]["auc"] > b["attack"]["auc"]
+    # Nothing else moves: the individual, the shadow model, the drawn rows.
+    assert a["target_record"] == b["target_record"] and a["shadow"] == b["shadow"]
+    assert len(dropped.datasets["audit_nonmembers"].y) == 200
+
+
+def test_copies_of_compares_features_nan_and_label():
+    from mia_engine.data.source import Rows
+    from mia_engine.scenario.execute import copies_of
+
+    nan = float("nan")
+    members = Rows(np.array([[1.0, 2.0], [3.0, nan]]), np.array([0, 1]))
+    others = Rows(np.array([[1.0, 2.0], [1.0, 2.0], [3.0, nan], [3.0, 4.0]]), np.array([0, 1, 1, 1]))
+    assert copies_of(members, others).tolist() == [True, False, True, False]
+
+
+def test_bad_duplicates_policy():
+    from mia_engine.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="audit.duplicates"):
+        prepare_scenario(compose_config(["tracking=none", "audit.duplicates=maybe"]))
+
+
+@pytest.mark.parametrize("gamma,stored", [(3, 194), (0.1, 104)])
+def test_the_tutorial_svc_keeps_the_mp_verbatim(gamma, stored):
+    s = run_scenario(compose_config(["tracking=none", f"model.gamma={gamma}"])).summary()
+    e = s["checks"]["embedded_rows"]
+    assert e["n_rows_stored"] == stored and e["n_train"] == 200 and e["how"] == "support vectors"
+    assert e["named"] == {"former_prime_minister": True}
+    assert "tree_leaves" not in s["checks"] and s["checks"]["residual_dof"] == 200 - stored * 7
+    g = s["checks"]["generalisation"]
+    assert g["train_accuracy"] == s["target"]["train_accuracy"] and g["test_accuracy"] == s["target"]["test_accuracy"]
+
+
+def test_tree_leaves_follow_the_minimum_cell_count():
+    small = run_scenario(compose_config(["tracking=none", "model=decision_tree"])).summary()["checks"]
+    assert small["embedded_rows"]["stores_rows"] is False and small["tree_leaves"]["min_leaf_size"] == 1
+    assert small["tree_leaves"]["n_small_leaves"] > 0 and small["tree_leaves"]["min_cell"] == 10
+    pruned = run_scenario(compose_config(["tracking=none", "model=decision_tree", "model.min_samples_leaf=10"]))
+    assert pruned.summary()["checks"]["tree_leaves"]["n_small_leaves"] == 0
+    five = run_scenario(compose_config(["tracking=none", "model=decision_tree", "risk.min_cell_count=5"]))
+    assert five.summary()["checks"]["tree_leaves"]["min_cell"] == 5
+    from mia_engine.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="risk.min_cell_count"):
+        prepare_scenario(compose_config(["tracking=none", "risk.min_cell_count=0"]))

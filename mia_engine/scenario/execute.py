@@ -26,6 +26,7 @@ import numpy as np
 from ..metrics import attack_metrics
 from .attacker import learn_attacker
 from .plan import ScenarioPlan, prepare_scenario
+from ..data.source import Rows
 from .results import AttackResult, Dataset, RecordResult, ScenarioResult, strongest
 
 
@@ -48,8 +49,6 @@ def draw_target_and_attacker(plan: ScenarioPlan):
     """The scenario's first two draws: the target's training rows (the individual appended if
     a member) and the attacker's rows. Returns the draw session (for the audit's rows), the
     target rows and the attacker's rows."""
-    from ..data.source import Rows
-
     draws = plan.source.draws()
     tgt = draws.target()
     rec = plan.source.target_record
@@ -82,6 +81,15 @@ def execute_scenario(plan: ScenarioPlan) -> ScenarioResult:
     if plan.audit_enabled:
         fresh = draws.nonmembers(source.nonmember_counts(tgt.counts(), plan.n_nonmembers, "audit.n_nonmembers"))
 
+    # Non-members that copy a member row: membership is not defined by what the model sees.
+    audited, n_duplicates = fresh, 0
+    if fresh is not None:
+        copies = copies_of(tgt, fresh)
+        n_duplicates = int(copies.sum())
+        if plan.duplicates == "drop" and n_duplicates:
+            keep = ~copies
+            audited = Rows(fresh.X[keep], fresh.y[keep], None if fresh.ids is None else fresh.ids[keep])
+
     # ---- the target ---------------------------------------------------------------------------
     if plan.target_recipe.fitted is None:
         fit_model(target_model, X_target, y_target, "model")
@@ -91,11 +99,11 @@ def execute_scenario(plan: ScenarioPlan) -> ScenarioResult:
 
     # ---- the records to score: the audit's members and non-members, and the individual ------
     parts_X, parts_y, member, scored = [], [], [], []
-    if fresh is not None:
-        parts_X += [X_target, fresh.X]
-        parts_y += [y_target, fresh.y]
-        member += [np.ones(len(y_target), bool), np.zeros(len(fresh.y), bool)]
-        scored += [np.ones(len(y_target) + len(fresh.y), bool)]
+    if audited is not None:
+        parts_X += [X_target, audited.X]
+        parts_y += [y_target, audited.y]
+        member += [np.ones(len(y_target), bool), np.zeros(len(audited.y), bool)]
+        scored += [np.ones(len(y_target) + len(audited.y), bool)]
     record_index = None
     if rec is not None:
         if fresh is not None and rec.member:
@@ -140,9 +148,11 @@ def execute_scenario(plan: ScenarioPlan) -> ScenarioResult:
                                          base_rate=plan.base_rate)
         results[name] = AttackResult(name, attack.kind, attack.score_label, attack.score_is_probability,
                                      float(attack.threshold_), metrics, member_scores, nonmember_scores,
-                                     int(plan.reference_node["n_models"]) if attack.needs_reference else 0)
+                                     int(plan.reference_node["n_models"]) if attack.needs_reference else 0,
+                                     attack.threat_model, bool(attack.needs_membership_labels))
+    # The headline and the individual's verdict come from attacks an attacker could run.
     verdict = strongest(results)
-    if record_result is not None:
+    if record_result is not None and verdict is not None:
         record_result.verdict_attack = verdict
         record_result.verdict_is_probability = results[verdict].score_is_probability
 
@@ -153,15 +163,19 @@ def execute_scenario(plan: ScenarioPlan) -> ScenarioResult:
         "shadow_train": _dataset(plan, first.X_in, first.y_in),
         "shadow_test": _dataset(plan, first.X_out, first.y_out),
     }
-    record_scores = None
+    record_scores = audit_info = None
     if fresh is not None:
         datasets["audit_nonmembers"] = _dataset(plan, fresh.X, fresh.y, fresh.ids)
         ids = None
-        if tgt.ids is not None and fresh.ids is not None:
-            ids = np.concatenate([tgt.ids, fresh.ids])
+        if tgt.ids is not None and audited.ids is not None:
+            ids = np.concatenate([tgt.ids, audited.ids])
         record_scores = {"id": ids, "member": np.concatenate([np.ones(len(y_target), bool),
-                                                              np.zeros(len(fresh.y), bool)]),
-                         "label": np.concatenate([y_target, fresh.y]), "scores": all_scores}
+                                                              np.zeros(len(audited.y), bool)]),
+                         "label": np.concatenate([y_target, audited.y]), "scores": all_scores}
+        audit_info = {"n_members": int(len(y_target)), "n_nonmembers": int(len(audited.y)),
+                      "n_nonmembers_drawn": int(len(fresh.y)), "duplicates": n_duplicates,
+                      "duplicates_policy": plan.duplicates}
+    checks = target_checks(plan, target_model, X_target, y_target, fresh)
     models = {"target": target_model}
     models.update({("shadow" if i == 0 else f"shadow_{i}"): s.model for i, s in enumerate(shadows)})
     models.update({f"attack_{name}": a for name, a in attacks.items()})
@@ -184,4 +198,36 @@ def execute_scenario(plan: ScenarioPlan) -> ScenarioResult:
         models=models,
         data_card=source.describe(),
         record_scores=record_scores,
+        audit_info=audit_info,
+        checks=checks,
     )
+
+
+def target_checks(plan: ScenarioPlan, model, X_train, y_train, unseen) -> dict[str, Any]:
+    """What the fitted target discloses beyond any attack: training rows kept verbatim (and
+    whether the named individual is one), small tree leaves, the generalisation gap and the
+    residual degrees of freedom (:mod:`mia_engine.checks`)."""
+    from ..checks import embedded_rows, generalisation_gap, residual_dof, tree_leaves
+
+    rec = plan.source.target_record
+    named = {rec.name: np.asarray(rec.values, dtype=float)} if rec is not None and rec.member else None
+    out: dict[str, Any] = {"embedded_rows": embedded_rows(model, X_train, named).summary()}
+    leaves = tree_leaves(model, X_train, y_train, plan.min_cell_count)
+    if leaves is not None:
+        out["tree_leaves"] = leaves.summary()
+    if unseen is not None:
+        out["generalisation"] = generalisation_gap(model, X_train, y_train, unseen.X, unseen.y).summary()
+    dof = residual_dof(model, len(y_train))
+    if dof is not None:
+        out["residual_dof"] = int(dof)
+    return out
+
+
+def copies_of(members, nonmembers) -> np.ndarray:
+    """Which non-member rows copy a member row exactly (features, NaN as NaN, and label)."""
+    def keys(rows):
+        X = np.ascontiguousarray(np.where(np.isnan(rows.X), np.inf, rows.X), dtype=np.float64)
+        return [x.tobytes() + int(label).to_bytes(8, "little", signed=True) for x, label in zip(X, rows.y)]
+
+    seen = set(keys(members))
+    return np.fromiter((k in seen for k in keys(nonmembers)), dtype=bool, count=len(nonmembers))

@@ -106,6 +106,8 @@ class ScenarioPlan:
     base_rate: float | None
     cache_dir: Path | None = None
     cache_parts: Mapping[str, Any] | None = None
+    duplicates: str = "keep"        # audit.duplicates: drop | keep
+    min_cell_count: int = 10        # risk.min_cell_count: a tree leaf with fewer rows is small
 
     @property
     def shadow_key(self) -> str:
@@ -226,6 +228,13 @@ def prepare_scenario(cfg: Mapping[str, Any], launch_dir: Path | None = None) -> 
     n_nonmembers = audit_cfg.get("n_nonmembers")
     if n_nonmembers is not None and n_nonmembers < 1:
         raise ConfigError("audit.n_nonmembers", f"must be at least 1 (or null), got {n_nonmembers}")
+    duplicates = audit_cfg.get("duplicates", "keep") if audit_cfg.get("enabled") else "keep"
+    if duplicates not in ("drop", "keep"):
+        raise ConfigError("audit.duplicates", f"unknown choice {duplicates!r}; choose drop or keep")
+    risk = cfg.get("risk") or {}
+    min_cell = risk.get("min_cell_count", 10)
+    if isinstance(min_cell, bool) or not isinstance(min_cell, int) or min_cell < 1:
+        raise ConfigError("risk.min_cell_count", f"must be a whole number of rows >= 1, got {min_cell!r}")
     base_rate = audit_cfg.get("base_rate")
     if base_rate is not None and not 0.0 < base_rate < 1.0:
         raise ConfigError("audit.base_rate", f"a share of the population must lie strictly between 0 and 1, got {base_rate}")
@@ -240,7 +249,7 @@ def prepare_scenario(cfg: Mapping[str, Any], launch_dir: Path | None = None) -> 
             cache_dir = Path(launch_dir) / ".mia_cache" / "reference"
     plan = ScenarioPlan(source, shadow, target_recipe, shadow_recipe, attack_node, reference_node,
                         bool(audit_cfg.get("enabled")), n_nonmembers, fpr_levels, base_rate, cache_dir,
-                        source.identity())
+                        source.identity(), duplicates, min_cell)
     _, _, attacks = plan.build_estimators()  # validates the models' and the attacks' parameters
 
     rec = source.target_record

@@ -74,6 +74,14 @@ class AttackResult:
     member_scores: np.ndarray | None = field(default=None, repr=False)
     nonmember_scores: np.ndarray | None = field(default=None, repr=False)
     reference_models: int = 0
+    threat_model: str = ""                 # what the attacker is assumed to hold
+    upper_bound: bool = False              # trained on the audit's membership labels: no attacker's
+
+    def summary(self) -> dict[str, Any]:
+        return {"kind": self.kind, "threshold": self.threshold,
+                **(self.metrics.summary() if self.metrics is not None else {}),
+                "reference_models": self.reference_models, "threat_model": self.threat_model,
+                "upper_bound": self.upper_bound}
 
 
 @dataclass
@@ -89,18 +97,28 @@ class ScenarioResult:
     shadow_train_accuracy: float
     shadow_test_accuracy: float
     attacks: dict[str, AttackResult]
-    verdict_attack: str                    # the strongest attack (or the only one)
+    # The strongest attack an attacker could run (None: only upper bounds were configured).
+    verdict_attack: str | None
     reference: dict[str, Any] | None
     datasets: dict[str, Dataset] = field(repr=False)
     models: dict[str, Any] = field(repr=False)
     data_card: dict[str, Any] = field(default_factory=dict)
     # Every audited record's score from every attack: ids, member flags, labels, attack -> scores.
     record_scores: dict[str, Any] | None = field(default=None, repr=False)
+    # The audit's size: members, non-members scored and drawn, copies of members found/dropped.
+    audit_info: dict[str, Any] | None = None
+    # Checks of the fitted target beyond attacks (mia_engine.checks): name -> plain summary.
+    checks: dict[str, Any] = field(default_factory=dict)
 
     @property
     def audit(self) -> AttackMetrics | None:
-        """The strongest attack's audit metrics."""
-        return self.attacks[self.verdict_attack].metrics
+        """The strongest realistic attack's audit metrics."""
+        return None if self.verdict_attack is None else self.attacks[self.verdict_attack].metrics
+
+    @property
+    def upper_bound_attack(self) -> str | None:
+        """The strongest attack trained on the audit's membership labels (an upper bound)."""
+        return strongest(self.attacks, upper_bound=True)
 
     @property
     def shadow_train_mean_confidence(self) -> float:
@@ -113,7 +131,7 @@ class ScenarioResult:
     def summary(self) -> dict[str, Any]:
         """Plain-Python numbers for summary.json and the tracker (no numpy scalars)."""
         out: dict[str, Any] = {"population": self.population, "labels": [_plain(v) for v in self.labels]}
-        verdict = self.attacks[self.verdict_attack]
+        verdict = self.attacks[self.verdict_attack] if self.verdict_attack is not None else None
         if self.target_record is not None:
             r = self.target_record
             out["target_record"] = {
@@ -143,24 +161,33 @@ class ScenarioResult:
             "n_train": int(len(self.shadow_train_confidences)),
             "n_test": int(len(self.shadow_test_confidences)),
         }
-        if verdict.metrics is not None:
+        if verdict is not None and verdict.metrics is not None:
             out["attack"] = {"name": self.verdict_attack, **verdict.metrics.summary(),
-                             "reference_models": verdict.reference_models}
-        out["attacks"] = {
-            name: {"kind": a.kind, "threshold": a.threshold,
-                   **(a.metrics.summary() if a.metrics is not None else {}), "reference_models": a.reference_models}
-            for name, a in self.attacks.items()}
+                             "reference_models": verdict.reference_models, "threat_model": verdict.threat_model}
+        bound = self.upper_bound_attack
+        if bound is not None and self.attacks[bound].metrics is not None:
+            b = self.attacks[bound]
+            out["upper_bound"] = {"name": bound, **b.metrics.summary(), "threat_model": b.threat_model}
+        out["attacks"] = {name: a.summary() for name, a in self.attacks.items()}
         if self.reference is not None:
             out["reference"] = dict(self.reference)
         out["target"] = {"train_accuracy": self.target_train_accuracy, "test_accuracy": self.target_test_accuracy}
+        if self.audit_info:
+            out["audit"] = dict(self.audit_info)
+        if self.checks:
+            out["checks"] = dict(self.checks)
         if self.data_card:
             out["data"] = self.data_card
         return out
 
 
-def strongest(attacks: Mapping[str, AttackResult]) -> str:
-    """The attack with the highest TPR at the lowest FPR level the audit resolves, then AUC."""
-    names = list(attacks)
+def strongest(attacks: Mapping[str, AttackResult], upper_bound: bool = False) -> str | None:
+    """Among the attacks an attacker could run (``upper_bound=True``: among those trained on the
+    audit's membership labels), the one with the highest TPR at the lowest FPR level the audit
+    resolves, then AUC; without an audit, the first listed. None when there is no such attack."""
+    names = [n for n in attacks if attacks[n].upper_bound == upper_bound]
+    if not names:
+        return None
     scored = [n for n in names if attacks[n].metrics is not None]
     if not scored:
         return names[0]
