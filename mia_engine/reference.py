@@ -180,6 +180,66 @@ def halves(y_pool: np.ndarray, n_models: int, seed: int, key: str = "reference.n
     return masks
 
 
+def uses_halves(n_pool: int, train_size: int | None) -> bool:
+    """Whether reference models train on halves of the pool (a half is at most about the
+    target's size) rather than on subsets of ``train_size`` rows (a larger pool)."""
+    return train_size is None or n_pool <= 2 * int(train_size) + 1
+
+
+def subsets(y_pool: np.ndarray, n_models: int, seed: int, size: int, key: str = "reference.n_models") -> np.ndarray:
+    """Training sets of ``size`` rows each for ``n_models`` reference models, as an
+    ``(n_models, n_pool)`` bool mask: for a pool larger than twice the target's training set,
+    so that every reference model trains on as many rows as the target did.
+
+    - Stratified: each class gets its share of ``size`` (largest remainder), at least one row
+      and at most all but one, so every model learns every class and every row is OUT somewhere.
+    - Balanced: within a class, rows are dealt from successive shuffles, so every pool row is IN
+      for ``floor`` or ``ceil`` of ``n_models * k_c / n_c`` models (never by luck for none).
+    - Distinct: a set that repeats an earlier one is redrawn.
+
+    The draws come from ``numpy.random.default_rng(SeedSequence(seed, spawn_key=(1,)))`` alone.
+    """
+    from .data.source import allocate
+
+    y_pool = np.asarray(y_pool)
+    n_models, size = int(n_models), int(size)
+    classes, inverse, counts = np.unique(y_pool, return_inverse=True, return_counts=True)
+    small = [f"{c!r} ({n} row{'s' if n != 1 else ''})" for c, n in zip(classes.tolist(), counts) if n < 2]
+    if small:
+        raise ConfigError(key, "every class needs at least 2 rows in the reference pool so that each is IN for "
+                               f"some models and OUT for others; too few rows of class {', '.join(small)}")
+    take = allocate(size, {c: int(n) for c, n in enumerate(counts)})
+    take = {c: min(max(k, 1), int(counts[c]) - 1) for c, k in take.items()}
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
+    members = [np.flatnonzero(inverse == c) for c in range(len(classes))]
+    queues = [list(rng.permutation(rows)) for rows in members]
+    masks = np.zeros((n_models, len(y_pool)), dtype=bool)
+    seen: set[bytes] = set()
+    m = 0
+    while m < n_models:
+        mask = np.zeros(len(y_pool), dtype=bool)
+        for c, rows in enumerate(members):
+            got = 0
+            held = []
+            while got < take[c]:
+                if not queues[c]:
+                    queues[c] = list(rng.permutation(rows))
+                r = queues[c].pop(0)
+                if mask[r]:
+                    held.append(r)  # already in this set: keep it for the next model
+                    continue
+                mask[r] = True
+                got += 1
+            queues[c] = held + queues[c]
+        fp = np.packbits(mask).tobytes()
+        if fp in seen:
+            continue
+        seen.add(fp)
+        masks[m] = mask
+        m += 1
+    return masks
+
+
 # --------------------------------------------------------------------------------------------
 # Cache key
 
@@ -390,7 +450,8 @@ def _write_entry(path: Path, entry: dict) -> bool:
 def train_reference_models(model, model_key: str, X_pool, y_pool, X_extra=None, *, n_models: int,
                            seed: int, n_jobs: int = -1, backend: str = DEFAULT_BACKEND,
                            cache_dir: Path | str | None = None, cache_parts: Mapping | None = None,
-                           progress: bool | None = None, keep_models: bool = True) -> ReferenceSet:
+                           progress: bool | None = None, keep_models: bool = True,
+                           train_size: int | None = None) -> ReferenceSet:
     """Train ``n_models`` reference models on halves of the pool and query them (or load them from the cache).
 
     ``model`` is the training recipe (a :class:`~mia_engine.models.ModelRecipe`, or a plain
@@ -398,7 +459,10 @@ def train_reference_models(model, model_key: str, X_pool, y_pool, X_extra=None, 
     messages). Model ``m`` is built from it; if the estimator takes a ``random_state`` it gets
     a ``RandomState`` seeded from ``SeedSequence(seed, spawn_key=(m,))``.
     It is fitted on the pool rows of its half (:func:`halves` with ``seed``) and queried with
-    ``predict_proba`` on the pool rows followed by ``X_extra``.
+    ``predict_proba`` on the pool rows followed by ``X_extra``. With ``train_size`` (the
+    target's training rows) and a pool larger than twice that, each model instead trains on
+    ``train_size`` rows (:func:`subsets`), as many as the target: reference models trained on
+    more rows than the target are more confident on everything, which blunts the attacks.
 
     The fits run through joblib (``n_jobs``, ``backend``; the default backend is
     :data:`DEFAULT_BACKEND`, "threading"). The result does not depend on either: the same inputs
@@ -440,10 +504,18 @@ def train_reference_models(model, model_key: str, X_pool, y_pool, X_extra=None, 
     if X_extra.ndim != 2 or X_extra.shape[1] != X_pool.shape[1]:
         raise ValueError(f"X_extra {X_extra.shape} must have the pool's {X_pool.shape[1]} columns")
 
-    masks = halves(y_pool, n_models, seed)
+    if uses_halves(len(y_pool), train_size):
+        masks = halves(y_pool, n_models, seed)
+        sized = None
+    else:
+        masks = subsets(y_pool, n_models, seed, int(train_size))
+        sized = int(train_size)
     classes = np.unique(y_pool)
     X_query = np.vstack([X_pool, X_extra]) if len(X_extra) else X_pool
-    key = cache_key(described, n_models, seed, X_pool, y_pool, X_extra, cache_parts)
+    parts = dict(cache_parts or {})
+    if sized is not None:
+        parts["__train_size__"] = sized  # halves keep the keys they always had
+    key = cache_key(described, n_models, seed, X_pool, y_pool, X_extra, parts)
 
     path = None
     if cache_dir is not None:

@@ -101,10 +101,10 @@ def test_suite_trains_reference_models_once(monkeypatch):
     calls = []
     real = reference.train_reference_models
     monkeypatch.setattr(reference, "train_reference_models", lambda *a, **k: calls.append(k) or real(*a, **k))
-    r = _noise_scenario(IGNORES_INPUT, ["reference.n_models=4", "attack.worst_case.n_repeats=1"])
+    r = _noise_scenario(IGNORES_INPUT, ["reference.n_models=8", "attack.worst_case.n_repeats=1"])
     # Four attacks read reference models; one set serves them all.
     assert sum(a.reference_models > 0 for a in r.attacks.values()) == 4
-    assert len(calls) == 1 and calls[0]["n_models"] == 4
+    assert len(calls) == 1 and calls[0]["n_models"] == 8
 
 
 def test_suite_names_the_strongest(memorised):

@@ -40,7 +40,7 @@ def test_scenario_does_not_touch_global_random_state():
     from conftest import compose_config
     from mia_engine.scenario import run_scenario
 
-    cfg = compose_config(["tracking=none", "attack=suite", "reference.n_models=4", "reference.cache=false"])
+    cfg = compose_config(["tracking=none", "attack=suite", "reference.n_models=8", "reference.cache=false"])
     # A first run imports everything: some libraries draw from `random` once on import
     # (rich, pulled in by scikit-learn's callbacks), which is theirs, not the scenario's.
     run_scenario(cfg)

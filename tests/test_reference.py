@@ -381,3 +381,54 @@ def test_cache_key_is_order_insensitive_and_rejects_what_it_cannot_describe(data
     assert R.cache_key(SVC_NODE, 4, 3, X.astype(np.float32), y, Xe) != R.cache_key(SVC_NODE, 4, 3, X, y, Xe)
     with pytest.raises(TypeError, match="cache_parts.thing"):
         R.cache_key(SVC_NODE, 4, 3, X, y, Xe, {"thing": object()})
+
+
+def test_subsets_train_on_the_targets_size_balanced_and_stratified():
+    from mia_engine.reference import subsets, uses_halves
+
+    y = np.array([0] * 700 + [1] * 500)
+    masks = subsets(y, 64, seed=3, size=200)
+    assert masks.shape == (64, 1200) and (masks.sum(axis=1) == 200).all()
+    # stratified: 200 * 7/12 = 116.7 -> 117 of class 0, 83 of class 1
+    assert (masks[:, :700].sum(axis=1) == 117).all() and (masks[:, 700:].sum(axis=1) == 83).all()
+    # balanced: each row IN for floor or ceil of 64 * k_c / n_c models
+    ins0, ins1 = masks[:, :700].sum(axis=0), masks[:, 700:].sum(axis=0)
+    assert set(ins0.tolist()) <= {10, 11} and set(ins1.tolist()) <= {10, 11}
+    assert len({m.tobytes() for m in masks}) == 64
+    assert np.array_equal(masks, subsets(y, 64, seed=3, size=200))
+    assert not np.array_equal(masks, subsets(y, 64, seed=4, size=200))
+    assert uses_halves(400, 200) and uses_halves(401, 200) and not uses_halves(402, 200)
+
+
+def test_reference_models_train_on_the_targets_size_at_any_audit_size(monkeypatch):
+    from conftest import compose_config
+    from mia_engine import reference
+    from mia_engine.scenario import run_scenario
+
+    seen = []
+    real = reference._fit_one
+
+    def spy(m, recipe, key, seed, X_train, *args, **kwargs):
+        seen.append(len(X_train))
+        return real(m, recipe, key, seed, X_train, *args, **kwargs)
+
+    monkeypatch.setattr(reference, "_fit_one", spy)
+    for n in (None, 1000):
+        seen.clear()
+        cfg = compose_config(["tracking=none", "attack=[lira]", "reference.n_models=16", "reference.cache=false",
+                              "reference.n_jobs=1", f"audit.n_nonmembers={'null' if n is None else n}"])
+        r = run_scenario(cfg)
+        assert set(seen) == {200}, (n, set(seen))         # the target's 200 training rows
+        # 380 scored records are fewer than twice the target: the 200 population rows join (auto)
+        assert r.reference["pool_rows"] == (200 + 180 + 200 if n is None else 200 + 920)
+
+
+def test_too_few_models_for_a_large_pool_is_a_config_error():
+    from conftest import compose_config
+    from mia_engine.errors import ConfigError
+    from mia_engine.scenario import prepare_scenario
+
+    with pytest.raises(ConfigError) as e:
+        prepare_scenario(compose_config(["tracking=none", "attack=[lira]", "reference.n_models=4",
+                                         "audit.n_nonmembers=2000"]))
+    assert e.value.key == "reference.n_models" and "at least 2" in e.value.message

@@ -33,7 +33,9 @@ def attach_reference(plan: ScenarioPlan, knowledge, candidates, attacker_rows, t
     ``candidates``. The pool holds the records being scored when ``reference.include_candidates``
     and the attacker's population rows as ``reference.pool_population`` says; everything
     else (scored records, population rows z) is queried without being trained on.
-    Models are fitted, queried and dropped: only their probabilities are kept."""
+    Each model trains on as many rows as the target did (halves of a pool up to twice the
+    target's size, subsets of the target's size from a larger one). Models are fitted, queried
+    and dropped: only their probabilities are kept."""
     from ..reference import train_reference_models
 
     ref = plan.reference_node
@@ -58,7 +60,7 @@ def attach_reference(plan: ScenarioPlan, knowledge, candidates, attacker_rows, t
         n_models=int(ref["n_models"]), seed=int(ref["seed"]), n_jobs=int(ref["n_jobs"]),
         backend=str(ref["backend"]), cache_dir=plan.cache_dir,
         cache_parts={"reference": settings, **(plan.cache_parts or {})},
-        progress=ref.get("progress"), keep_models=False)
+        progress=ref.get("progress"), keep_models=False, train_size=n_target)
     knowledge.reference = reference
     candidates.reference_index = where["candidates"]
     knowledge.population_index = where["population"]

@@ -157,7 +157,7 @@ def _reference_checks(plan: ScenarioPlan, attacks, target_counts: dict[int, int]
     users = [a for a in attacks.values() if a.needs_reference]
     if not users:
         return
-    from ..reference import max_distinct_halves
+    from ..reference import max_distinct_halves, uses_halves
 
     if not ref:
         raise ConfigError("reference", f"attack(s) {', '.join(a.name for a in users)} need reference models; "
@@ -186,11 +186,27 @@ def _reference_checks(plan: ScenarioPlan, attacks, target_counts: dict[int, int]
     if record_extra is not None:
         cand[record_extra] = cand.get(record_extra, 0) + 1
     counts: dict[int, int] = {}
-    if population_in_pool(ref, sum(cand.values()), sum(target_counts.values())):
+    # Copies of members dropped from the audit can shrink the scored records below twice the
+    # target's rows, which brings the population rows in (pool_population=auto): check the
+    # pool as it may come out, the larger one for the IN count.
+    may_join = population_in_pool(ref, sum(cand.values()), sum(target_counts.values())) or (
+        plan.duplicates == "drop" and ref.get("pool_population", "auto") == "auto" and ref["include_candidates"])
+    if may_join:
         counts = dict(plan.source.attacker_counts())
     if ref["include_candidates"]:
         for label, k in cand.items():
             counts[label] = counts.get(label, 0) + k
+    n_pool = sum(counts.values())
+    n_target = sum(target_counts.values())
+    if not uses_halves(n_pool, n_target):
+        # Each model trains on n_target of the pool's rows: a record is IN for about
+        # n_models * n_target / n_pool of them, and online attacks need at least 2.
+        if online and n * n_target // n_pool < 2:
+            need = -(-2 * n_pool // n_target)
+            raise ConfigError("reference.n_models", f"{n} reference models of {n_target} rows from a pool of {n_pool} "
+                                                    f"put a record IN for about {n * n_target / n_pool:.1f} of them; "
+                                                    f"online attacks need at least 2: use {need} or more")
+        return
     allowed = max_distinct_halves(list(counts.values()))
     if n > allowed:
         raise ConfigError("reference.n_models", f"{n} reference models, but the pool of {sum(counts.values())} rows "
