@@ -535,3 +535,41 @@ def residual_dof(model, n_train: int) -> int | None:
     """
     p = _parameters(model)
     return None if p is None else int(n_train) - int(p)
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. Hyperparameter rules
+
+
+def hyperparameter_rules(model, rules, n_train: int) -> list[dict[str, Any]]:
+    """Each rule (``{estimator, param, min and/or max, source}``, from the risk config) that
+    applies to an estimator inside ``model``, with the value found and whether it passes. A
+    fractional ``min_samples_leaf``-style value (0 < v < 1) is read as that share of ``n_train``
+    rows. Rules for estimators the model does not hold are left out."""
+    import math
+
+    out: list[dict[str, Any]] = []
+    seen = set()
+    for est in final_estimators(model):
+        name = type(est).__name__
+        params = est.get_params(deep=False)
+        for rule in rules or ():
+            if rule.get("estimator") != name or rule.get("param") not in params:
+                continue
+            key = (name, rule["param"], rule.get("min"), rule.get("max"))
+            if key in seen:  # one line per rule, whatever the number of fitted copies
+                continue
+            seen.add(key)
+            value = params[rule["param"]]
+            count = value
+            if isinstance(value, float) and 0 < value < 1:
+                count = math.ceil(value * n_train)
+            lo, hi = rule.get("min"), rule.get("max")
+            numeric = isinstance(count, (int, float)) and not isinstance(count, bool)
+            passed = numeric and (lo is None or count >= lo) and (hi is None or count <= hi)
+            bound = " and ".join(b for b in (f">= {lo}" if lo is not None else "",
+                                             f"<= {hi}" if hi is not None else "") if b)
+            out.append({"estimator": name, "param": str(rule["param"]),
+                        "value": value if isinstance(value, (int, float, str, bool)) or value is None else repr(value),
+                        "rule": bound, "passed": bool(passed), "source": str(rule.get("source", ""))})
+    return out

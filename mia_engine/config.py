@@ -384,6 +384,8 @@ class RiskConfig:
     """The thresholds a TRE applies (conf/risk/<name>.yaml holds the values and their sources)."""
 
     min_cell_count: int = MISSING
+    # [{estimator, param, min/max, source}]: hyperparameter rules checked on the fitted target.
+    rules: List[Any] = MISSING
 
 
 @dataclass

@@ -97,6 +97,9 @@ def _check_rows(checks: Mapping[str, Any]) -> list[tuple[str, str]]:
         pure = "" if t["n_pure_small_leaves"] is None else f", {t['n_pure_small_leaves']} of them one class only"
         rows.append(("tree leaves", f"{t['n_small_leaves']} of {t['n_leaves']} leaves hold fewer than {t['min_cell']} "
                                     f"training rows{pure}; smallest {t['min_leaf_size']}"))
+    for r in checks.get("rules") or ():
+        rows.append(("rule", f"{r['estimator']}.{r['param']} = {r['value']}: {'passes' if r['passed'] else 'FAILS'} "
+                             f"{r['rule']} ({r['source']})"))
     g = checks.get("generalisation")
     if g is not None:
         rows.append(("generalisation", f"accuracy {g['train_accuracy']:.3f} train vs {g['test_accuracy']:.3f} unseen; "

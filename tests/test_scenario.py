@@ -122,3 +122,35 @@ def test_tree_leaves_follow_the_minimum_cell_count():
 
     with pytest.raises(ConfigError, match="risk.min_cell_count"):
         prepare_scenario(compose_config(["tracking=none", "risk.min_cell_count=0"]))
+
+
+def test_hyperparameter_rules_from_the_risk_config():
+    tree = run_scenario(compose_config(["tracking=none", "model=decision_tree"])).summary()["checks"]["rules"]
+    assert tree == [{"estimator": "DecisionTreeClassifier", "param": "min_samples_leaf", "value": 1, "rule": ">= 10",
+                     "passed": False, "source": tree[0]["source"]}] and "minimum cell count" in tree[0]["source"]
+    ok = run_scenario(compose_config(["tracking=none", "model=decision_tree", "model.min_samples_leaf=12"]))
+    assert ok.summary()["checks"]["rules"][0]["passed"] is True
+    # The tutorial's SVC has no rule in the default risk file.
+    assert "rules" not in run_scenario(compose_config(["tracking=none"])).summary()["checks"]
+    from mia_engine.errors import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        prepare_scenario(compose_config(["tracking=none", "risk.rules=[{estimator: SVC, param: C}]"]))
+    assert e.value.key == "risk.rules.0" and "min, a max" in e.value.message
+    with pytest.raises(ConfigError) as e:
+        prepare_scenario(compose_config(["tracking=none", "risk.rules=[{estimator: SVC, param: C, min: x}]"]))
+    assert e.value.key == "risk.rules.0.min"
+
+
+def test_fractional_leaf_sizes_are_read_as_counts():
+    from sklearn.tree import DecisionTreeClassifier
+
+    from mia_engine.checks import hyperparameter_rules
+
+    rng = np.random.default_rng(0)
+    X, y = rng.random((200, 3)), rng.integers(0, 2, 200)
+    model = DecisionTreeClassifier(min_samples_leaf=0.04).fit(X, y)   # 8 of 200 rows
+    rule = [{"estimator": "DecisionTreeClassifier", "param": "min_samples_leaf", "min": 10, "source": "s"}]
+    assert hyperparameter_rules(model, rule, 200)[0]["passed"] is False
+    assert hyperparameter_rules(model, [{**rule[0], "min": 8}], 200)[0]["passed"] is True
+    assert hyperparameter_rules(model, [{**rule[0], "estimator": "SVC"}], 200) == []

@@ -205,9 +205,10 @@ def execute_scenario(plan: ScenarioPlan) -> ScenarioResult:
 
 def target_checks(plan: ScenarioPlan, model, X_train, y_train, unseen) -> dict[str, Any]:
     """What the fitted target discloses beyond any attack: training rows kept verbatim (and
-    whether the named individual is one), small tree leaves, the generalisation gap and the
-    residual degrees of freedom (:mod:`mia_engine.checks`)."""
-    from ..checks import embedded_rows, generalisation_gap, residual_dof, tree_leaves
+    whether the named individual is one), small tree leaves, the generalisation gap, the
+    residual degrees of freedom and the risk config's hyperparameter rules
+    (:mod:`mia_engine.checks`)."""
+    from ..checks import embedded_rows, generalisation_gap, hyperparameter_rules, residual_dof, tree_leaves
 
     rec = plan.source.target_record
     named = {rec.name: np.asarray(rec.values, dtype=float)} if rec is not None and rec.member else None
@@ -220,6 +221,9 @@ def target_checks(plan: ScenarioPlan, model, X_train, y_train, unseen) -> dict[s
     dof = residual_dof(model, len(y_train))
     if dof is not None:
         out["residual_dof"] = int(dof)
+    rules = hyperparameter_rules(model, plan.rules, len(y_train))
+    if rules:
+        out["rules"] = rules
     return out
 
 

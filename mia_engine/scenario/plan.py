@@ -108,6 +108,7 @@ class ScenarioPlan:
     cache_parts: Mapping[str, Any] | None = None
     duplicates: str = "keep"        # audit.duplicates: drop | keep
     min_cell_count: int = 10        # risk.min_cell_count: a tree leaf with fewer rows is small
+    rules: tuple = ()               # risk.rules: hyperparameter rules checked on the fitted target
 
     @property
     def shadow_key(self) -> str:
@@ -213,6 +214,30 @@ def _reference_checks(plan: ScenarioPlan, attacks, target_counts: dict[int, int]
                                                 f"allows only {allowed} distinct halves")
 
 
+def _rules(nodes) -> tuple:
+    """``risk.rules``, checked: each names an estimator class and a parameter, with a numeric
+    ``min`` and/or ``max`` and a ``source``."""
+    out = []
+    for i, rule in enumerate(nodes or ()):
+        key = f"risk.rules.{i}"
+        if not isinstance(rule, Mapping):
+            raise ConfigError(key, f"a rule is {{estimator, param, min/max, source}}, got {rule!r}")
+        for k in rule:
+            if k not in ("estimator", "param", "min", "max", "source"):
+                raise ConfigError(f"{key}.{k}", "unknown key; a rule takes estimator, param, min, max and source")
+        for k in ("estimator", "param"):
+            if not isinstance(rule.get(k), str) or not rule.get(k):
+                raise ConfigError(f"{key}.{k}", f"name it (a string), got {rule.get(k)!r}")
+        if rule.get("min") is None and rule.get("max") is None:
+            raise ConfigError(key, "give a min, a max or both")
+        for k in ("min", "max"):
+            v = rule.get(k)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                raise ConfigError(f"{key}.{k}", f"must be a number, got {v!r}")
+        out.append(dict(rule))
+    return tuple(out)
+
+
 def prepare_scenario(cfg: Mapping[str, Any], launch_dir: Path | None = None) -> ScenarioPlan:
     """Validate a resolved config (``data``, ``model``, ``shadow``, ``attack``, ``reference``,
     ``audit``). Raises :class:`ConfigError` naming the first bad key; draws and fits nothing.
@@ -251,6 +276,7 @@ def prepare_scenario(cfg: Mapping[str, Any], launch_dir: Path | None = None) -> 
     min_cell = risk.get("min_cell_count", 10)
     if isinstance(min_cell, bool) or not isinstance(min_cell, int) or min_cell < 1:
         raise ConfigError("risk.min_cell_count", f"must be a whole number of rows >= 1, got {min_cell!r}")
+    rules = _rules(risk.get("rules"))
     base_rate = audit_cfg.get("base_rate")
     if base_rate is not None and not 0.0 < base_rate < 1.0:
         raise ConfigError("audit.base_rate", f"a share of the population must lie strictly between 0 and 1, got {base_rate}")
@@ -265,7 +291,7 @@ def prepare_scenario(cfg: Mapping[str, Any], launch_dir: Path | None = None) -> 
             cache_dir = Path(launch_dir) / ".mia_cache" / "reference"
     plan = ScenarioPlan(source, shadow, target_recipe, shadow_recipe, attack_node, reference_node,
                         bool(audit_cfg.get("enabled")), n_nonmembers, fpr_levels, base_rate, cache_dir,
-                        source.identity(), duplicates, min_cell)
+                        source.identity(), duplicates, min_cell, rules)
     _, _, attacks = plan.build_estimators()  # validates the models' and the attacks' parameters
 
     rec = source.target_record
