@@ -29,12 +29,6 @@ def _run_name(tracking: Mapping[str, Any], overrides: list[str]) -> str:
     return " ".join(shown) if shown else "defaults"
 
 
-def _data_line(card: Mapping[str, Any]) -> str:
-    rows = card.get("rows") or {}
-    return (f"{card.get('name')}: {rows.get('target')} training rows, {rows.get('attacker')} attacker rows, "
-            f"{rows.get('nonmembers')} held out ({card.get('layout')}); {len(card.get('features') or {})} features")
-
-
 def _flush_logs() -> None:
     for handler in logging.getLogger().handlers:
         handler.flush()
@@ -108,8 +102,8 @@ def run_job(cfg) -> float | None:
         log_models = synthetic if tracking.get("log_models") is None else bool(tracking["log_models"])
         written = write_run_outputs(result, out_dir, datasets=log_datasets, models=log_models,
                                     schema=plan.source.schema_yaml())
-        local_only = {k: written.pop(k) for k in [k for k in written if k == "records" and
-                                                  not tracking.get("log_scores")]}
+        # records/scores.parquet says who is exposed: logged only when asked for.
+        local_scores = None if tracking.get("log_scores") else written.pop("records", None)
         game = None
         if game_plan is not None:
             game = play_game(plan, game_plan)
@@ -133,11 +127,8 @@ def run_job(cfg) -> float | None:
             summary["mlflow"]["error"] = str(tracking_error)
         write_json(out_dir / "summary.json", summary)
         (out_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(resolved))
-        extra = [] if synthetic else [("data", _data_line(summary.get("data") or {}))]
-        if local_only:
-            extra.append(("records", f"every audited record's score: {local_only['records']}/scores.parquet "
-                                     "(kept local; tracking.log_scores=true logs it)"))
-        report = format_report(summary, plan.target_recipe.label(), str(out_dir), extra)
+        report = format_report(summary, plan.target_recipe.label(), str(out_dir), data_line=not synthetic,
+                               local_scores=local_scores)
         if game is not None:
             report += "\n" + format_game(game)
         log.info("scenario %s\n%s", run_name, report)

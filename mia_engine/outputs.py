@@ -95,6 +95,9 @@ def write_run_outputs(result: ScenarioResult, out_dir: Path, *, datasets: bool, 
     if scores is not None:
         written["records"] = scores.parent
     if schema is not None:
+        # A categorical column's categories can be as telling as rows (names, postcodes): the
+        # schema goes to the tracker only with the datasets.
         (out_dir / "data_schema.yaml").write_text(schema)
-        written["config"] = out_dir / "data_schema.yaml"
+        if datasets:
+            written["config"] = out_dir / "data_schema.yaml"
     return written

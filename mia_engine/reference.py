@@ -210,9 +210,11 @@ def subsets(y_pool: np.ndarray, n_models: int, seed: int, size: int, key: str = 
                                f"some models and OUT for others; too few rows of class {', '.join(small)}")
     take = allocate(size, {c: int(n) for c, n in enumerate(counts)})
     take = {c: min(max(k, 1), int(counts[c]) - 1) for c, k in take.items()}
+    from collections import deque
+
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1,)))
     members = [np.flatnonzero(inverse == c) for c in range(len(classes))]
-    queues = [list(rng.permutation(rows)) for rows in members]
+    queues = [deque(rng.permutation(rows).tolist()) for rows in members]
     masks = np.zeros((n_models, len(y_pool)), dtype=bool)
     seen: set[bytes] = set()
     m = 0
@@ -223,14 +225,14 @@ def subsets(y_pool: np.ndarray, n_models: int, seed: int, size: int, key: str = 
             held = []
             while got < take[c]:
                 if not queues[c]:
-                    queues[c] = list(rng.permutation(rows))
-                r = queues[c].pop(0)
+                    queues[c].extend(rng.permutation(rows).tolist())
+                r = queues[c].popleft()
                 if mask[r]:
                     held.append(r)  # already in this set: keep it for the next model
                     continue
                 mask[r] = True
                 got += 1
-            queues[c] = held + queues[c]
+            queues[c].extendleft(reversed(held))
         fp = np.packbits(mask).tobytes()
         if fp in seen:
             continue

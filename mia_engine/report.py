@@ -9,8 +9,10 @@ def _probs(labels, probs, digits: int) -> str:
     return "  ".join(f"[{label}] {p:.{digits}f}" for label, p in zip(labels, probs))
 
 
-def format_report(summary: Mapping[str, Any], model: str, output_dir: str,
-                  extra: list[tuple[str, str]] | None = None) -> str:
+def format_report(summary: Mapping[str, Any], model: str, output_dir: str, data_line: bool = False,
+                  local_scores=None) -> str:
+    """The console report. ``data_line``: a line on the data's rows (tables); ``local_scores``:
+    the folder of records/scores.parquet when it is kept out of the tracker."""
     labels = summary["labels"]
     rows: list[tuple[str, str]] = []
     rec = summary.get("target_record")
@@ -70,7 +72,15 @@ def format_report(summary: Mapping[str, Any], model: str, output_dir: str,
     fresh = "n/a" if t["test_accuracy"] is None else f"{t['test_accuracy']:.3f}"
     unseen = f"{(summary.get('data') or {}).get('nonmembers_are', 'fresh')} data"
     rows.append(("target model", f"{model}: accuracy train {t['train_accuracy']:.3f}, {unseen} {fresh}"))
-    rows += list(extra or [])
+    if data_line:
+        card = summary.get("data") or {}
+        n = card.get("rows") or {}
+        rows.append(("data", f"{card.get('name')}: {n.get('target')} training rows, {n.get('attacker')} attacker "
+                             f"rows, {n.get('nonmembers')} held out ({card.get('layout')}); "
+                             f"{len(card.get('features') or {})} features"))
+    if local_scores is not None:
+        rows.append(("records", f"every audited record's score: {local_scores}/scores.parquet "
+                                "(kept local; tracking.log_scores=true logs it)"))
     rows.append(("outputs", output_dir))
     ml = summary.get("mlflow") or {}
     if ml.get("run_id"):

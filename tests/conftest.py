@@ -50,6 +50,18 @@ def artifact_paths(client, run_id: str, path: str | None = None) -> set[str]:
 
 
 @pytest.fixture
+def quiet_sklearn():
+    """Silence the warnings scikit-learn gives on purpose-built models: SVC(probability=True)'s
+    deprecation in 1.9, iterations that stop at max_iter."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=FutureWarning)
+        warnings.filterwarnings("ignore", message=".*(converge|Maximum number of iteration).*")
+        yield
+
+
+@pytest.fixture
 def compose_cfg():
     return compose_config
 

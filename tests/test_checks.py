@@ -31,12 +31,7 @@ from mia_engine.models import FrameModel
 MP = [1, 1, 3, 2, 1, 62]      # the tutorial's named individual, the last target training row
 
 
-@pytest.fixture(autouse=True)
-def _quiet_sklearn():
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=FutureWarning)  # SVC(probability=True) in 1.9
-        warnings.filterwarnings("ignore", message=".*(converge|Maximum number of iteration).*")
-        yield
+pytestmark = pytest.mark.usefixtures("quiet_sklearn")
 
 
 def _plain(value) -> bool:

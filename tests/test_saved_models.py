@@ -37,12 +37,7 @@ TREE = "sklearn.tree._tree.Tree"
 HGB_TREE = "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"
 
 
-@pytest.fixture(autouse=True)
-def _quiet_sklearn():
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", category=FutureWarning)  # SVC(probability=True) in 1.9
-        warnings.filterwarnings("ignore", message=".*(converge|Maximum number of iteration).*")
-        yield
+pytestmark = pytest.mark.usefixtures("quiet_sklearn")
 
 
 @pytest.fixture(scope="module")

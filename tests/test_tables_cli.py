@@ -40,6 +40,7 @@ def test_table_run_keeps_rows_local_and_logs_what_was_audited(tmp_path, patients
     arts = _artifacts(client, run.info.run_id)
     # No rows and no fitted model leave the run directory by default ...
     assert not any(a.startswith(("data/", "models/", "records/")) for a in arts), arts
+    assert "config/data_schema.yaml" not in arts      # categories can name people: local too
     assert not (out / "data").exists() and not (out / "models").exists()
     # ... the per-record scores stay local ...
     scores = pd.read_parquet(out / "records" / "scores.parquet")
@@ -82,7 +83,8 @@ def test_opting_in_logs_rows_models_and_scores(tmp_path, patients_csv):
     summary = json.loads((out / "summary.json").read_text())
     client = _client(summary["mlflow"]["tracking_uri"])
     arts = _artifacts(client, summary["mlflow"]["run_id"])
-    assert {"data/target_train.csv", "models/target_model.joblib", "records/scores.parquet"} <= arts
+    assert {"data/target_train.csv", "models/target_model.joblib", "records/scores.parquet",
+            "config/data_schema.yaml"} <= arts
     rows = (out / "data" / "target_train.csv").read_text().splitlines()
     assert rows[0] == "id,age,smoker,region,bmi,label"
     assert rows[-1].startswith("P0005,") and len(rows) == 201     # header, 199 train rows, P0005 last

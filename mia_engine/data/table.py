@@ -40,11 +40,7 @@ _NUMERIC_SHARE = 0.5
 
 def _py(v: Any) -> Any:
     """A plain Python scalar for a value read from pandas/numpy (JSON- and YAML-able)."""
-    if isinstance(v, np.generic):
-        v = v.item()
-    if isinstance(v, float) and v.is_integer() and abs(v) < 2 ** 53:
-        return v
-    return v
+    return v.item() if isinstance(v, np.generic) else v
 
 
 def _is_missing(v: Any) -> bool:

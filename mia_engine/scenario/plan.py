@@ -107,7 +107,7 @@ class ScenarioPlan:
     cache_dir: Path | None = None
     cache_parts: Mapping[str, Any] | None = None
     duplicates: str = "keep"        # audit.duplicates: drop | keep
-    min_cell_count: int = 10        # risk.min_cell_count: a tree leaf with fewer rows is small
+    min_cell_count: int = 0         # risk.min_cell_count: a tree leaf with fewer rows is small
     rules: tuple = ()               # risk.rules: hyperparameter rules checked on the fitted target
 
     @property
@@ -269,11 +269,11 @@ def prepare_scenario(cfg: Mapping[str, Any], launch_dir: Path | None = None) -> 
     n_nonmembers = audit_cfg.get("n_nonmembers")
     if n_nonmembers is not None and n_nonmembers < 1:
         raise ConfigError("audit.n_nonmembers", f"must be at least 1 (or null), got {n_nonmembers}")
-    duplicates = audit_cfg.get("duplicates", "keep") if audit_cfg.get("enabled") else "keep"
+    duplicates = audit_cfg.get("duplicates") if audit_cfg.get("enabled") else "keep"
     if duplicates not in ("drop", "keep"):
         raise ConfigError("audit.duplicates", f"unknown choice {duplicates!r}; choose drop or keep")
     risk = cfg.get("risk") or {}
-    min_cell = risk.get("min_cell_count", 10)
+    min_cell = risk.get("min_cell_count")
     if isinstance(min_cell, bool) or not isinstance(min_cell, int) or min_cell < 1:
         raise ConfigError("risk.min_cell_count", f"must be a whole number of rows >= 1, got {min_cell!r}")
     rules = _rules(risk.get("rules"))
