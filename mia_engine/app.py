@@ -44,6 +44,7 @@ def run_job(cfg) -> float | None:
     from .outputs import write_json, write_run_outputs
     from .report import format_report
     from .scenario import execute_scenario, prepare_scenario
+    from .verdict import decide
 
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
@@ -90,7 +91,7 @@ def run_job(cfg) -> float | None:
 
     tracking_error = None
     try:
-        plan = prepare_scenario(resolved, launch_dir)
+        plan = prepare_scenario(resolved, launch_dir, risk_name=str(hc.runtime.choices.get("risk") or "risk"))
         game_plan = prepare_game(resolved, plan)
         if session is not None:
             session.open()  # returns at once with a background helper
@@ -125,8 +126,12 @@ def run_job(cfg) -> float | None:
         }
         if tracking_error is not None:
             summary["mlflow"]["error"] = str(tracking_error)
+        summary["verdict"] = decide(summary, plan.risk)
         write_json(out_dir / "summary.json", summary)
         (out_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(resolved))
+        report_node = resolved.get("report") or {}
+        if report_node.get("enabled"):
+            written["report"] = write_release_record(out_dir, summary, plan, result, report_node)
         report = format_report(summary, plan.target_recipe.label(), str(out_dir), data_line=not synthetic,
                                local_scores=local_scores)
         if game is not None:
@@ -135,7 +140,7 @@ def run_job(cfg) -> float | None:
 
         returned = objective_values(summary, objectives)  # a bad key fails the run here, before logging
         if session is not None:
-            from .tracking import metrics_from_summary
+            from .tracking import VERDICT_TAG, metrics_from_summary
 
             artifacts = [(out_dir / "summary.json", None), (out_dir / "resolved_config.yaml", "config")]
             if hc.output_subdir:
@@ -144,7 +149,8 @@ def run_job(cfg) -> float | None:
             artifacts.append((out_dir / f"{hc.job.name}.log", "logs"))
             _flush_logs()
             session.log_and_finish(params, metrics_from_summary(summary), artifacts,
-                                   datasets=plan.source.tracked_datasets())
+                                   datasets=plan.source.tracked_datasets(),
+                                   tags={VERDICT_TAG: summary["verdict"]["outcome"]})
             session = None
     except BaseException:
         if session is not None:
@@ -153,6 +159,52 @@ def run_job(cfg) -> float | None:
     if tracking_error is not None:
         raise tracking_error
     return returned
+
+
+def model_card(plan, result) -> dict[str, Any]:
+    """What the report says of the target: its family and hyperparameters, rows and accuracy."""
+    from .checks import final_estimators
+
+    model = result.models["target"]
+    final = final_estimators(model)[0] if final_estimators(model) else model
+    params = {}
+    for k, v in sorted(final.get_params(deep=False).items()):
+        if v is None or isinstance(v, (bool, int, float, str)):
+            params[k] = v
+        elif isinstance(v, (list, tuple)) and all(isinstance(x, (bool, int, float, str)) for x in v):
+            params[k] = list(v)
+        else:
+            params[k] = type(v).__name__
+    return {"label": plan.target_recipe.label(), "family": type(final).__name__, "hyperparameters": params,
+            "n_train": int(len(result.datasets["target_train"].y)),
+            "train_accuracy": result.target_train_accuracy, "test_accuracy": result.target_test_accuracy,
+            "saved": plan.target_recipe.path if plan.target_recipe.saved else None}
+
+
+def write_release_record(out_dir: Path, summary: Mapping[str, Any], plan, result,
+                         node: Mapping[str, Any]) -> Path:
+    """report/report.html, report.json, manifest.json (and report.pdf on request): the folder."""
+    from . import __version__
+    from .report_files import write_report
+    from .tracking import git_commit
+
+    plots = out_dir / "plots"
+    images = {"ROC curves of every attack": plots / "attack_roc.png"}
+    for name in summary.get("attacks") or {}:
+        images[f"Scores of {name}: members vs non-members"] = plots / f"scores_{name}.png"
+    images["The attacker's shadow model: confidence on its members and non-members"] = (
+        plots / "shadow_confidence_histogram.png")
+    inputs: dict[str, Path | None] = {}
+    for part in getattr(plan.source, "parts", ()):
+        if part.source and Path(part.source).is_file():
+            inputs[f"data:{part.context}"] = Path(part.source)
+    if plan.target_recipe.saved:
+        inputs["model"] = Path(plan.target_recipe.path)
+    paths = write_report(out_dir, summary, model_card=model_card(plan, result), images=images, inputs=inputs,
+                         resolved_config=out_dir / "resolved_config.yaml",
+                         commit=git_commit(Path(__file__).resolve().parent), engine_version=__version__,
+                         pdf=bool(node.get("pdf")), chromium=node.get("chromium"))
+    return paths["report"]
 
 
 def config_hash(resolved: Mapping[str, Any]) -> str:

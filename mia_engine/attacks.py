@@ -70,6 +70,28 @@ class Knowledge:
     population_X: np.ndarray | None = None
     population_y: np.ndarray | None = None
     population_target_probabilities: np.ndarray | None = None
+    # One view per reference pool trained ("candidates", "population"); empty: ``reference``
+    # and ``population_index`` above are the candidates pool's.
+    views: dict[str, "ReferenceView"] = field(default_factory=dict)
+
+    def view(self, pool: str, candidates: "Candidates") -> "ReferenceView":
+        """The reference models of ``pool`` and where the scored records and the population
+        rows sit among their query rows."""
+        if pool in self.views:
+            return self.views[pool]
+        if pool == "candidates" and self.reference is not None:
+            return ReferenceView(self.reference, candidates.reference_index, self.population_index)
+        raise ConfigError("reference", f"no reference models were trained on the {pool} pool")
+
+
+@dataclass
+class ReferenceView:
+    """One set of reference models: ``candidate_index`` and ``population_index`` locate the
+    scored records and the attacker's population rows among the set's query rows."""
+
+    reference: Any
+    candidate_index: np.ndarray
+    population_index: np.ndarray
 
 
 @dataclass
@@ -283,11 +305,18 @@ class Attack:
 
 _PROBABILITY_THRESHOLD = "a probability threshold"
 _SHADOW_THREAT = "population rows (shadow data) and the model's training recipe"
-_REFERENCE_THREAT = {
-    True: "population rows, the recipe, and the candidate records (some of them the target's members) to train "
-          "reference models on",
-    False: "population rows and the recipe",
+#: What a reference-model attacker holds: (online, pool) -> one line. Carlini et al.'s offline
+#: setting comes in two: references whose pool holds the candidate records (each record scored
+#: by the models that left it out), and references on the attacker's population rows only.
+REFERENCE_THREATS = {
+    (True, "candidates"): "population rows, the recipe, and the candidate records (some of them the target's "
+                          "members) to train reference models on, with and without each (online)",
+    (False, "candidates"): "population rows, the recipe, and the candidate records to train reference models on; "
+                           "each record scored by the models that left it out (offline, candidates in the pool)",
+    (False, "population"): "population rows and the recipe; no candidate record in any reference model "
+                           "(offline, population rows only)",
 }
+_POOLS = ("candidates", "population")
 
 
 # ---- Shokri et al. ----------------------------------------------------------------------------
@@ -401,10 +430,16 @@ class LossThresholdAttack(Attack):
 # ---- reference-model attacks ------------------------------------------------------------------
 
 
-def _reference_stats(knowledge, index, y, transform):
+def _check_pool(name, online, pool):
+    if online and pool != "candidates":
+        raise ConfigError(f"attack.{name}.pool", "an online attack needs reference models trained with each "
+                                                 "scored record: pool=candidates (or online=false)")
+    return pool
+
+
+def _reference_stats(ref, index, y, transform):
     """Each reference model's statistic on the records at ``index`` (n_models, n_records), and
     whether the record was in that model's training half."""
-    ref = knowledge.reference
     stats = transform(ref.probabilities[:, index, :], y, ref.classes)
     n_pool = ref.in_mask.shape[1]
     in_mask = np.zeros(stats.shape, dtype=bool)
@@ -436,19 +471,21 @@ class LiraAttack(Attack):
         "online": Boolean(),
         "variance": Choice("per_record", "fixed"),
         "threshold": OrNone(Real()),  # score units; None: 0 online, 3 offline
+        "pool": Choice(*_POOLS),
     }
     needs_reference = True
     MIN_STD = 1e-3  # floor: a record whose reference logits all coincide still gets a finite score
 
-    def __init__(self, name, online=True, variance="per_record", threshold=None):
+    def __init__(self, name, online=True, variance="per_record", threshold=None, pool="candidates"):
         super().__init__(name, threshold)
         self.online = online
         self.variance = variance
+        self.pool = _check_pool(name, online, pool)
         self.score_label = "log likelihood ratio" if online else "-ln p-value (OUT test)"
 
     @property
     def threat_model(self):
-        return _REFERENCE_THREAT[bool(self.online)]
+        return REFERENCE_THREATS[(bool(self.online), self.pool)]
 
     def fit(self, knowledge):
         super().fit(knowledge)
@@ -465,7 +502,8 @@ class LiraAttack(Attack):
     def score(self, candidates, knowledge):
         from scipy.stats import norm
 
-        stats, in_mask = _reference_stats(knowledge, candidates.reference_index, candidates.y, true_label_logit)
+        view = knowledge.view(self.pool, candidates)
+        stats, in_mask = _reference_stats(view.reference, view.candidate_index, candidates.y, true_label_logit)
         phi = true_label_logit(candidates.target_probabilities, candidates.y, self.classes_)
         mu_out, sd_out, n_out = self._gaussian(stats, ~in_mask)
         if np.any(n_out < 2):
@@ -477,7 +515,7 @@ class LiraAttack(Attack):
         if np.any(n_in < 2):
             raise ConfigError(f"attack.{self.name}.online",
                               f"online LiRA needs at least 2 IN reference models per record; some have "
-                              f"{int(n_in.min())} (set reference.include_candidates=true and reference.n_models>=4, "
+                              f"{int(n_in.min())} (set reference.n_models>=4, "
                               f"or attack.{self.name}.online=false)")
         return norm.logpdf(phi, mu_in, sd_in) - norm.logpdf(phi, mu_out, sd_out)
 
@@ -502,20 +540,22 @@ class RmiaAttack(Attack):
         "a": Interval(0, 1),
         "threshold": Interval(0, 1, what=_PROBABILITY_THRESHOLD),
         "tie_break": Boolean(),
+        "pool": Choice(*_POOLS),
     }
     needs_reference = True
     score_label = "fraction of population rows beaten"
 
-    def __init__(self, name, online=True, gamma=1.0, a=0.3, threshold=0.5, tie_break=True):
+    def __init__(self, name, online=True, gamma=1.0, a=0.3, threshold=0.5, tie_break=True, pool="candidates"):
         super().__init__(name, threshold)
         self.online = online
         self.gamma = gamma
         self.a = a
         self.tie_break = tie_break
+        self.pool = _check_pool(name, online, pool)
 
     @property
     def threat_model(self):
-        return _REFERENCE_THREAT[bool(self.online)]
+        return REFERENCE_THREATS[(bool(self.online), self.pool)]
 
     def fit(self, knowledge):
         super().fit(knowledge)
@@ -524,17 +564,17 @@ class RmiaAttack(Attack):
             self.threshold_ = math.ceil(self.threshold * n_z - 1e-9) / n_z
         return self
 
-    def _marginal(self, knowledge, index, y, scored=True):
+    def _marginal(self, ref, index, y, scored=True):
         """Pr(.) for the records at ``index``. Online, the mean over all reference models (half
         of them trained on a scored record); offline, the OUT models' mean corrected by ``a``.
         Population rows z no model trained on (``scored=False``) are OUT everywhere: online
         their Pr(z) is the plain mean, offline the same correction applies."""
-        stats, in_mask = _reference_stats(knowledge, index, y, true_label_probability)
+        stats, in_mask = _reference_stats(ref, index, y, true_label_probability)
         if self.online:
             if scored and np.any(in_mask.sum(axis=0) == 0):
                 raise ConfigError(f"attack.{self.name}.online",
                                   "online RMIA needs reference models trained on the scored records: set "
-                                  f"reference.include_candidates=true, or attack.{self.name}.online=false")
+                                  f"attack.{self.name}.pool=candidates, or attack.{self.name}.online=false")
             return stats.mean(axis=0)
         out = ~in_mask
         if np.any(out.sum(axis=0) == 0):
@@ -544,9 +584,10 @@ class RmiaAttack(Attack):
 
     def score(self, candidates, knowledge):
         px = true_label_probability(candidates.target_probabilities, candidates.y, self.classes_)
-        ratio_x = px / np.maximum(self._marginal(knowledge, candidates.reference_index, candidates.y), _TINY)
+        view = knowledge.view(self.pool, candidates)
+        ratio_x = px / np.maximum(self._marginal(view.reference, view.candidate_index, candidates.y), _TINY)
         pz = true_label_probability(knowledge.population_target_probabilities, knowledge.population_y, self.classes_)
-        ratio_z = pz / np.maximum(self._marginal(knowledge, knowledge.population_index, knowledge.population_y,
+        ratio_z = pz / np.maximum(self._marginal(view.reference, view.population_index, knowledge.population_y,
                                                  scored=False), _TINY)
         # LR(x, z) >= gamma  <=>  ratio_z <= ratio_x / gamma: count with one sorted search.
         ratio_z = np.sort(ratio_z)

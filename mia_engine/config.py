@@ -314,6 +314,9 @@ class LiraConfig:
     # Decision threshold on the score: online, the log likelihood ratio (0: IN more likely);
     # offline, -ln(p-value) of the OUT test (3.0 is p < 0.05).
     threshold: Optional[float] = None
+    # Reference models from the "candidates" pool (the scored records, IN for half of the
+    # models) or the "population" pool (the attacker's population rows only; offline only).
+    pool: str = MISSING
 
 
 @dataclass
@@ -328,6 +331,7 @@ class RmiaConfig:
     # Order records that beat the same number of z by their own ratio (less than half a step
     # of 1/|z|, so decisions at `threshold` do not change).
     tie_break: bool = MISSING
+    pool: str = MISSING                # candidates | population (offline only): as for LiRA
 
 
 @dataclass
@@ -349,13 +353,11 @@ class ReferenceConfig:
 
     n_models: int = MISSING
     seed: int = MISSING
-    # Online attacks need models trained with and without each scored record: the pool is the
-    # attacker's population rows plus the records it scores. false: population rows only
-    # (offline attacks only).
-    include_candidates: bool = MISSING
-    # Whether the attacker's population rows (the shadow data) join the pool: auto adds them
-    # only when the scored records are fewer than twice the target's training rows, so a half
-    # is about the target's size; always; never.
+    # Each reference attack names its pool (attack.<name>.pool): "candidates" holds the records
+    # it scores (online attacks need models trained with and without each), "population" the
+    # attacker's population rows only. For the candidates pool: whether the population rows
+    # (the shadow data) join it: auto adds them only when the scored records are fewer than
+    # twice the target's training rows, so a half is about the target's size; always; never.
     pool_population: str = MISSING
     n_jobs: int = MISSING               # joblib workers; -1: all cores
     backend: str = MISSING
@@ -386,6 +388,34 @@ class RiskConfig:
     min_cell_count: int = MISSING
     # [{estimator, param, min/max, source}]: hyperparameter rules checked on the fitted target.
     rules: List[Any] = MISSING
+    # Significance of an attack's AUC above chance (Bonferroni over the realistic attacks).
+    p_value: float = MISSING
+    # [{fpr, review, fail, source}]: the TPR the strongest realistic attack may reach at an FPR.
+    tpr_at_fpr: List[Any] = MISSING
+    auc: Any = MISSING                   # {review, fail, source}
+    epsilon: Any = MISSING               # {review, fail, source}: the empirical lower bound
+    # Estimator classes allowed to keep training rows verbatim (support vectors, kNN's data).
+    may_embed_rows: List[str] = MISSING
+    sources: Dict[str, str] = MISSING    # threshold name -> where it comes from
+
+
+@dataclass
+class SubgroupsConfig:
+    """The headline attack's figures per slice of the audited records (report.subgroups)."""
+
+    by_class: bool = MISSING
+    columns: List[str] = MISSING         # categorical or binary features: one slice per value
+    loss_bins: int = MISSING             # slices by the target's loss percentile; 0: none
+
+
+@dataclass
+class ReportConfig:
+    """report/report.html, report.json and manifest.json (the release record)."""
+
+    enabled: bool = MISSING
+    pdf: bool = MISSING                  # also report.pdf, printed by headless Chromium
+    chromium: Optional[str] = None       # null: chromium / chromium-browser / google-chrome on PATH
+    subgroups: SubgroupsConfig = MISSING
 
 
 @dataclass
@@ -448,6 +478,7 @@ def register_configs() -> None:
                        ("attack_shadow_lr", ShadowLRConfig), ("attack_loss_threshold", LossThresholdConfig),
                        ("attack_lira", LiraConfig), ("attack_rmia", RmiaConfig),
                        ("attack_worst_case", WorstCaseConfig), ("reference", ReferenceConfig),
-                       ("audit", AuditConfig), ("risk", RiskConfig), ("evaluation", EvaluationConfig),
+                       ("audit", AuditConfig), ("risk", RiskConfig), ("report", ReportConfig),
+                       ("evaluation", EvaluationConfig),
                        ("tracking", TrackingConfig)):
         cs.store(group="schema", name=name, node=node)

@@ -81,6 +81,13 @@ def format_report(summary: Mapping[str, Any], model: str, output_dir: str, data_
     if local_scores is not None:
         rows.append(("records", f"every audited record's score: {local_scores}/scores.parquet "
                                 "(kept local; tracking.log_scores=true logs it)"))
+    sub = summary.get("subgroups")
+    if sub:
+        rows += _subgroup_rows(sub)
+    if summary.get("verdict"):
+        from .verdict import format_verdict
+
+        rows += format_verdict(summary["verdict"])
     rows.append(("outputs", output_dir))
     ml = summary.get("mlflow") or {}
     if ml.get("run_id"):
@@ -115,3 +122,18 @@ def _check_rows(checks: Mapping[str, Any]) -> list[tuple[str, str]]:
         rows.append(("generalisation", f"accuracy {g['train_accuracy']:.3f} train vs {g['test_accuracy']:.3f} unseen; "
                                        f"log loss {g['train_log_loss'] + 0.0:.3f} vs {g['test_log_loss'] + 0.0:.3f}"))
     return rows
+
+
+def _subgroup_rows(sub: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """The most exposed slice of the headline attack (by TPR at the lowest resolved FPR, then AUC)."""
+    measured = [s for s in sub["slices"] if s.get("auc") is not None and not s.get("small")]
+    if not measured:
+        return [("subgroups", f"{len(sub['slices'])} slices of {sub['attack']}'s scores; none with "
+                              f"{sub['min_cell_count']}+ members and non-members")]
+    levels = [f for f in sub["fpr_levels"] if all(s.get(f"tpr_at_fpr_{f:g}_resolved", True) for s in measured)]
+    key = f"tpr_at_fpr_{levels[0]:g}" if levels else None
+    top = max(measured, key=lambda s: ((s.get(key) or 0.0) if key else 0.0, s["auc"]))
+    tpr = f", TPR@{levels[0]:g} {top[key]:.3f}" if key and top.get(key) is not None else ""
+    return [("subgroups", f"most exposed of {len(sub['slices'])} slices ({sub['attack']}): {top['by']} = "
+                          f"{top['value']}, AUC {top['auc']:.3f}{tpr} ({top['n_members']} members, "
+                          f"{top['n_nonmembers']} non-members); {sub.get('n_small', 0)} small slice(s) flagged")]

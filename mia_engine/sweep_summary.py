@@ -2,7 +2,8 @@
 
 Plain functions over plain rows, so they work the same for any launcher or sweeper; the
 tracking module gathers the rows from MLflow and logs the files on the sweep's parent run.
-A row is ``{"run_name", "run_id", "status", "params": {override: value}, "metrics": {...}}``.
+A row is ``{"run_name", "run_id", "status", "params": {override: value}, "metrics": {...}}``, and
+``"verdict"`` (the job's recommendation, tag ``mia.verdict``) when there is one.
 """
 
 from __future__ import annotations
@@ -65,16 +66,22 @@ def _fmt(value: Any) -> str:
 
 def write_table(rows: Sequence[Mapping[str, Any]], params: Sequence[str], metrics: Sequence[str],
                 csv_path: Path, md_path: Path) -> None:
-    header = ["run_name", "status", *params, *metrics]
+    """One line per job: status, the recommendation (when the jobs made one), swept parameters, metrics."""
+    verdicts = any(r.get("verdict") for r in rows)
+    header = ["run_name", "status", *(["verdict"] if verdicts else []), *params, *metrics]
+
+    def verdict(r):
+        return [r.get("verdict") or ""] if verdicts else []
+
     with csv_path.open("w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow([*header, "run_id"])
         for r in rows:
-            w.writerow([r["run_name"], r["status"], *(r["params"].get(p, "") for p in params),
+            w.writerow([r["run_name"], r["status"], *verdict(r), *(r["params"].get(p, "") for p in params),
                         *(r["metrics"].get(m, "") for m in metrics), r["run_id"]])
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
-        cells = [r["run_name"], r["status"], *(r["params"].get(p, "") for p in params),
+        cells = [r["run_name"], r["status"], *verdict(r), *(r["params"].get(p, "") for p in params),
                  *(_fmt(r["metrics"].get(m)) for m in metrics)]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     md_path.write_text("\n".join(lines) + "\n")

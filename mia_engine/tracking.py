@@ -32,6 +32,7 @@ from .errors import AbortSweep, MiaEngineError, TrackingError
 
 PARENT_RUN_FILE = "mlflow_parent_run.json"
 PARENT_TAG = "mlflow.parentRunId"
+VERDICT_TAG = "mia.verdict"       # do_not_release | needs_review | no_evidence
 _MAX_PARAM_LENGTH = 6000  # MLflow 3's limit on a param value
 _BATCH = 100  # MLflow's limit on params per log_batch call
 
@@ -214,6 +215,14 @@ class RunTracker:
                 seen[key] = i
             self.client.log_inputs(self.run_id, datasets=inputs)
 
+    def set_tags(self, tags: Mapping[str, str] | None) -> None:
+        if not tags:
+            return
+        from mlflow.entities import RunTag
+
+        with _guard(self.uri, "setting tags"):
+            self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         path = Path(path)
         with _guard(self.uri, f"uploading {path.name}"):
@@ -351,7 +360,9 @@ def _dataset_source(source: str):
 
 def _log_and_finish(tracker: RunTracker, params: Mapping[str, Any], metrics: Mapping[str, float],
                     artifacts: list[tuple[str, str | None]],
-                    datasets: Sequence[Mapping[str, Any]] | None = None) -> None:
+                    datasets: Sequence[Mapping[str, Any]] | None = None,
+                    tags: Mapping[str, str] | None = None) -> None:
+    tracker.set_tags(tags)
     tracker.log_params(params)
     tracker.log_metrics(metrics)
     tracker.log_datasets(datasets)
@@ -425,20 +436,23 @@ class TrackingSession:
 
     def log_and_finish(self, params: Mapping[str, Any], metrics: Mapping[str, float],
                        artifacts: list[tuple[Path, str | None]],
-                       datasets: Sequence[Mapping[str, Any]] | None = None) -> None:
-        """``datasets``: dataset descriptions for :meth:`RunTracker.log_datasets` (plain dicts)."""
+                       datasets: Sequence[Mapping[str, Any]] | None = None,
+                       tags: Mapping[str, str] | None = None) -> None:
+        """``datasets``: dataset descriptions for :meth:`RunTracker.log_datasets` (plain dicts);
+        ``tags``: set on the run before anything else (results known only at the end, e.g. the verdict)."""
+        tags = {str(k): str(v) for k, v in (tags or {}).items() if v is not None}
         items = [(str(p), a) for p, a in artifacts]
         described = [dict(d) if isinstance(d, Mapping) else d for d in datasets] if datasets else None
         if self._proc is None:
             self.wait_open()
             try:
-                _log_and_finish(self._tracker, params, metrics, items, described)
+                _log_and_finish(self._tracker, params, metrics, items, described, tags)
             except BaseException:
                 self._tracker.fail_quietly()
                 raise
         else:
             self.wait_open()
-            self._send(("log", dict(params), dict(metrics), items, described))
+            self._send(("log", dict(params), dict(metrics), items, described, tags))
             self._receive()
             self._stop()
 
@@ -676,7 +690,8 @@ class SweepParentRun(Callback):
         from .sweep_summary import parse_overrides, write_sweep_summary
 
         rows = [{"run_name": r.info.run_name, "run_id": r.info.run_id, "status": r.info.status,
-                 "params": parse_overrides(r.data.tags.get("mia.overrides", "")), "metrics": dict(r.data.metrics)}
+                 "params": parse_overrides(r.data.tags.get("mia.overrides", "")), "metrics": dict(r.data.metrics),
+                 "verdict": r.data.tags.get(VERDICT_TAG)}
                 for r in children]
         objectives = [metric_name(k) for k in (OmegaConf.select(config, "objectives") or [])]
         directions = OmegaConf.select(config, "hydra.sweeper.direction")

@@ -39,7 +39,8 @@ NOISE = {
 MEMORISER = {"_target_": "sklearn.ensemble.RandomForestClassifier", "n_estimators": 40, "bootstrap": False,
              "max_features": 1, "random_state": 3}
 IGNORES_INPUT = {"_target_": "sklearn.dummy.DummyClassifier", "strategy": "prior"}
-ALL = ["shadow_lr", "loss_threshold", "lira", "lira_offline", "rmia", "rmia_offline", "worst_case"]
+ALL = ["shadow_lr", "loss_threshold", "lira", "lira_offline", "rmia", "rmia_offline", "lira_population",
+       "rmia_population", "worst_case"]
 
 
 def _noise_scenario(model, extra=()):
@@ -102,9 +103,14 @@ def test_suite_trains_reference_models_once(monkeypatch):
     real = reference.train_reference_models
     monkeypatch.setattr(reference, "train_reference_models", lambda *a, **k: calls.append(k) or real(*a, **k))
     r = _noise_scenario(IGNORES_INPUT, ["reference.n_models=8", "attack.worst_case.n_repeats=1"])
-    # Four attacks read reference models; one set serves them all.
-    assert sum(a.reference_models > 0 for a in r.attacks.values()) == 4
-    assert len(calls) == 1 and calls[0]["n_models"] == 8
+    # Six attacks read reference models; one set per pool serves them all: the candidates
+    # pool (online and offline) and the population rows only (the *_population attacks).
+    assert sum(a.reference_models > 0 for a in r.attacks.values()) == 6
+    assert len(calls) == 2 and [c["n_models"] for c in calls] == [8, 8]
+    pools = r.reference["pools"]
+    assert list(pools) == ["candidates", "population"]
+    # The population pool is the attacker's rows alone: no scored record in any model.
+    assert pools["population"]["pool_rows"] == r.summary()["shadow"]["n_train"] + r.summary()["shadow"]["n_test"]
 
 
 def test_suite_names_the_strongest(memorised):
@@ -124,7 +130,8 @@ def test_suite_names_the_strongest(memorised):
     assert s["upper_bound"]["auc"] == s["attacks"]["worst_case"]["auc"]
     assert "membership labels" in s["upper_bound"]["threat_model"]
     assert "candidate records" in s["attacks"]["lira"]["threat_model"]
-    assert s["attacks"]["lira_offline"]["threat_model"] == "population rows and the recipe"
+    assert s["attacks"]["lira_offline"]["threat_model"] == OFFLINE
+    assert s["attacks"]["rmia_population"]["threat_model"] == POPULATION
     assert s["attacks"]["lira"]["reference_models"] == 16 and s["attacks"]["shadow_lr"]["reference_models"] == 0
 
 
@@ -364,9 +371,9 @@ def _state(attack):
      "must be an estimator node {_target_: ..., ...}, got 'sklearn.linear_model.LogisticRegression'"),
     # a key the attack does not declare
     ("lira", {"thresold": 1.0}, "thresold", "unknown parameter of attack kind 'lira'; it takes: online, variance, "
-                                            "threshold"),
+                                            "threshold, pool"),
     ("rmia", {"n_shadow_models": 2}, "n_shadow_models", "unknown parameter of attack kind 'rmia'; it takes: online, "
-                                                        "gamma, a, threshold, tie_break"),
+                                                        "gamma, a, threshold, tie_break, pool"),
 ])
 def test_a_bad_parameter_is_an_error_naming_its_key(kind, params, key, message):
     with pytest.raises(ConfigError) as err:
@@ -433,6 +440,8 @@ def test_a_minimal_node_builds_the_attack_the_config_schema_gives():
     suite = compose_config(["attack=suite"], resolve=False).attack
     code = {**MINIMAL, "lira_offline": {"kind": "lira", "online": False, "threshold": 3.0},
             "rmia_offline": {"kind": "rmia", "online": False},
+            "lira_population": {"kind": "lira", "online": False, "threshold": 3.0, "pool": "population"},
+            "rmia_population": {"kind": "rmia", "online": False, "pool": "population"},
             "lira": {"kind": "lira", "threshold": 0.0},
             "worst_case": {**MINIMAL["worst_case"], "classifier": OmegaConf.to_container(suite.worst_case.classifier)}}
     from_schema, from_code = build_attacks(suite), build_attacks(code)
@@ -499,8 +508,11 @@ def test_a_registered_attack_is_built_by_kind(monkeypatch):
 
 SHADOW = "population rows (shadow data) and the model's training recipe"
 ONLINE = ("population rows, the recipe, and the candidate records (some of them the target's members) to train "
-          "reference models on")
-OFFLINE = "population rows and the recipe"
+          "reference models on, with and without each (online)")
+OFFLINE = ("population rows, the recipe, and the candidate records to train reference models on; each record scored "
+           "by the models that left it out (offline, candidates in the pool)")
+POPULATION = ("population rows and the recipe; no candidate record in any reference model (offline, population rows "
+              "only)")
 
 
 @pytest.mark.parametrize("node,shadow,reference,labels,threat", [
@@ -510,8 +522,11 @@ OFFLINE = "population rows and the recipe"
     ({"kind": "lira", "online": False}, False, True, False, OFFLINE),
     ({"kind": "rmia"}, False, True, False, ONLINE),
     ({"kind": "rmia", "online": False}, False, True, False, OFFLINE),
+    ({"kind": "lira", "online": False, "pool": "population"}, False, True, False, POPULATION),
+    ({"kind": "rmia", "online": False, "pool": "population"}, False, True, False, POPULATION),
     (MINIMAL["worst_case"], False, False, True, "the audit's true membership labels (an upper bound, not an attacker)"),
-], ids=["shadow_lr", "loss_threshold", "lira", "lira_offline", "rmia", "rmia_offline", "worst_case"])
+], ids=["shadow_lr", "loss_threshold", "lira", "lira_offline", "rmia", "rmia_offline", "lira_population",
+        "rmia_population", "worst_case"])
 def test_needs_and_threat_model_per_kind(node, shadow, reference, labels, threat):
     a = build_attack("x", node, "attack.x")
     assert a.needs_shadow_models is shadow and (a.n_shadow_models > 0) is shadow

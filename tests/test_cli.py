@@ -56,8 +56,16 @@ def test_single_run_on_the_default_embedded_store(tmp_path):
             "plots/shadow_confidence_histogram.png", "plots/attack_roc.png", "data/target_train.csv",
             "data/shadow_train.csv", "data/shadow_test.csv", "data/audit_nonmembers.csv",
             "models/target_model.joblib", "models/shadow_model.joblib", "models/attack_shadow_lr_model.joblib",
-            "plots/scores_shadow_lr.png",
+            "plots/scores_shadow_lr.png", "report/report.html", "report/report.json", "report/manifest.json",
             "logs/run.log"} <= arts
+    # The recommendation: in the summary, on the console and as a tag.
+    assert summary["verdict"]["outcome"] == "do_not_release" == run.data.tags["mia.verdict"]
+    assert "RECOMMENDATION" in proc.stdout and "DO NOT RELEASE (risk=default)" in proc.stdout
+    manifest = json.loads((out / "report" / "manifest.json").read_text())
+    import hashlib
+    assert manifest["resolved_config"]["sha256"] == hashlib.sha256(
+        (out / "resolved_config.yaml").read_bytes()).hexdigest()
+    assert json.loads((out / "report" / "report.json").read_text())["verdict"] == summary["verdict"]
     # Artifacts of the embedded store live beside the database.
     assert (tmp_path / "mlruns").is_dir()
     # The job log, as logged, holds the console report.
@@ -164,7 +172,7 @@ def test_bad_input_is_one_line_naming_the_key(tmp_path, override, key):
     (["attack=[lira,rmia]", "reference.n_models=3"], "reference.n_models"),
     (["attack=lira", "model.probability=false"], "model.probability"),
     # 2 + 2 shadow rows, offline: the pool allows 2 x 2 = 4 distinct stratified halves.
-    (["attack=lira_offline", "reference.include_candidates=false", "shadow.size_per_class=2", "shadow.stratify=true",
+    (["attack=lira_population", "shadow.size_per_class=2", "shadow.stratify=true",
       "reference.n_models=6"], "reference.n_models"),
 ])
 def test_attack_bad_input_is_one_line_naming_the_key(tmp_path, overrides, key):
@@ -180,11 +188,15 @@ def test_attack_suite_logs_every_attack_and_reuses_cached_reference_models(tmp_p
     proc = run_cli(args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     first = json.loads((_only_output_dir(tmp_path / "outputs") / "summary.json").read_text())
-    names = ["shadow_lr", "loss_threshold", "lira", "lira_offline", "rmia", "rmia_offline", "worst_case"]
+    names = ["shadow_lr", "loss_threshold", "lira", "lira_offline", "rmia", "rmia_offline", "lira_population",
+             "rmia_population", "worst_case"]
     assert list(first["attacks"]) == names and first["reference"]["from_cache"] is False
     assert first["attack"]["name"] in names and first["target_record"]["attack"] == first["attack"]["name"]
+    # One set of reference models per pool: the candidates pool and the population rows only.
+    pools = first["reference"]["pools"]
     cached = list((tmp_path / ".mia_cache" / "reference").glob("*.joblib"))
-    assert [c.stem for c in cached] == [first["reference"]["cache_key"]]
+    assert sorted(c.stem for c in cached) == sorted(p["cache_key"] for p in pools.values())
+    assert first["reference"]["cache_key"] == pools["candidates"]["cache_key"]
 
     client = _client(uri)
     run = client.get_run(first["mlflow"]["run_id"])
@@ -205,13 +217,14 @@ def test_attack_suite_logs_every_attack_and_reuses_cached_reference_models(tmp_p
     assert proc.returncode == 0, proc.stderr
     again = json.loads((_only_output_dir(tmp_path / "outputs") / "summary.json").read_text())
     assert again["reference"]["from_cache"] is True
+    assert all(p["from_cache"] for p in again["reference"]["pools"].values())
     assert again["attacks"] == first["attacks"] and again["target_record"] == first["target_record"]
     # Another target recipe: another key, trained afresh.
     shutil.rmtree(tmp_path / "outputs")
     proc = run_cli([*args, "model.gamma=2.5"], cwd=tmp_path)
     third = json.loads((_only_output_dir(tmp_path / "outputs") / "summary.json").read_text())
     assert third["reference"]["from_cache"] is False and third["reference"]["cache_key"] != first["reference"]["cache_key"]
-    assert len(list((tmp_path / ".mia_cache" / "reference").glob("*.joblib"))) == 2
+    assert len(list((tmp_path / ".mia_cache" / "reference").glob("*.joblib"))) == 4
 
 
 def test_same_config_twice_same_summary_and_no_store_without_tracking(tmp_path):

@@ -58,7 +58,8 @@ def test_defaults_are_the_tutorial():
 
 def test_suite_and_lists_select_several_attacks():
     suite = compose_config(["attack=suite"])["attack"]
-    assert list(suite) == ["shadow_lr", "loss_threshold", "lira", "lira_offline", "rmia", "rmia_offline", "worst_case"]
+    assert list(suite) == ["shadow_lr", "loss_threshold", "lira", "lira_offline", "rmia", "rmia_offline",
+                           "lira_population", "rmia_population", "worst_case"]
     assert suite["lira_offline"]["kind"] == "lira" and suite["lira_offline"]["online"] is False
     picked = compose_config(["attack=[lira,rmia_offline]", "attack.lira.variance=fixed"])["attack"]
     assert list(picked) == ["lira", "rmia_offline"] and picked["lira"]["variance"] == "fixed"
@@ -122,11 +123,12 @@ def test_schema_rejects_unknown_keys(override, key):
     (["attack=worst_case", "audit=none"], "attack.worst_case", "audit=fresh_population"),
     (["attack=lira", "reference.n_models=3"], "reference.n_models", "at least 4"),
     (["attack=lira_offline", "reference.n_models=1"], "reference.n_models", "at least 2"),
-    (["attack=lira", "reference.include_candidates=false"], "reference.include_candidates", "online attack(s) lira"),
+    (["attack=lira", "attack.lira.pool=population"], "attack.lira.pool", "an online attack needs"),
+    (["attack=rmia_offline", "attack.rmia_offline.pool=shadow"], "attack.rmia_offline.pool", "population"),
     (["attack=rmia", "reference.n_jobs=0"], "reference.n_jobs", "got 0"),
     (["attack=rmia", "reference.backend=dask"], "reference.backend", "unknown joblib backend"),
-    # A pool of 2 + 2 shadow rows (offline: no candidates) has 2 x 2 = 4 distinct stratified halves.
-    (["attack=lira_offline", "reference.include_candidates=false", "shadow.size_per_class=2", "shadow.test_size=0.5",
+    # A pool of 2 + 2 shadow rows (population only) has 2 x 2 = 4 distinct stratified halves.
+    (["attack=lira_population", "shadow.size_per_class=2", "shadow.test_size=0.5",
       "shadow.stratify=true", "reference.n_models=6"], "reference.n_models", "allows only 4 distinct halves"),
     (["attack=lira", "model.probability=false"], "model.probability", "attack lira needs"),
     (["audit.base_rate=1.5"], "audit.base_rate", "strictly between 0 and 1"),

@@ -51,3 +51,15 @@ def test_write_sweep_summary_files(tmp_path):
         assert [r["run_name"] for r in csv.DictReader(fh)] == ["a", "b"]
     for png in ("metrics_vs_model.gamma.png", "pareto_front.png"):
         assert (out / png).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_jobs_table_shows_each_jobs_recommendation(tmp_path):
+    rows = [dict(r, verdict=v) for r, v in zip(ROWS, ["no_evidence", "needs_review", "do_not_release", None, None])]
+    out = write_sweep_summary(rows, tmp_path / "s")
+    with (out / "jobs.csv").open() as fh:
+        table = list(csv.DictReader(fh))
+    assert [r["verdict"] for r in table] == ["no_evidence", "needs_review", "do_not_release", "", ""]
+    assert "| a | FINISHED | no_evidence | 0.01 |" in (out / "jobs.md").read_text()
+    # Jobs that made no recommendation (older runs): no verdict column at all.
+    write_sweep_summary(ROWS, tmp_path / "t")
+    assert "verdict" not in (tmp_path / "t" / "jobs.csv").read_text().splitlines()[0]

@@ -46,6 +46,9 @@ def test_joblib_eight_parallel_jobs_on_the_default_store(tmp_path):
     assert len(table) == 8 and {r["status"] for r in table} == {"FINISHED"}
     by_gamma = {r["model.gamma"]: r for r in table}
     assert round(float(by_gamma["3"]["target_record/membership_probability"]), 2) == 0.80
+    # Every SVC keeps training rows verbatim: none may be released under the default risk file.
+    assert {r["verdict"] for r in table} == {"do_not_release"}
+    assert {c.data.tags["mia.verdict"] for c in children} == {"do_not_release"}
     png = _artifact(client, parents[0].info.run_id, "sweep_summary/metrics_vs_model.gamma.png", tmp_path)
     assert png.read_bytes()[:4] == b"\x89PNG"
 
@@ -72,7 +75,12 @@ def test_privacy_utility_search_is_seeded_and_logs_its_pareto_front(tmp_path):
                 if not any(a <= auc and b >= acc and (a, b) != (auc, acc) for a, b in points.values())}
     front = _artifact(client, parents[0].info.run_id, "sweep_summary/pareto_front.csv", tmp_path)
     with front.open() as fh:
-        assert {r["run_id"] for r in csv.DictReader(fh)} == expected
+        rows = list(csv.DictReader(fh))
+    assert {r["run_id"] for r in rows} == expected
+    # Which configurations pass: each job's recommendation, as tagged on its run.
+    tags = {c.info.run_id: c.data.tags["mia.verdict"] for c in children}
+    assert all(r["verdict"] == tags[r["run_id"]] for r in rows)
+    assert set(tags.values()) <= {"do_not_release", "needs_review", "no_evidence"}
     assert _artifact(client, parents[0].info.run_id, "sweep_summary/pareto_front.png", tmp_path).exists()
 
 

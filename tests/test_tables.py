@@ -58,7 +58,7 @@ def test_breast_cancer_suite_with_reference_models():
     r = run_scenario(compose_config([*FAST, "data=breast_cancer", "model=random_forest", "model.n_estimators=20",
                                      "attack=suite", "reference.n_models=8", "reference.n_jobs=1"]))
     assert set(r.attacks) == {"shadow_lr", "loss_threshold", "lira", "lira_offline", "rmia", "rmia_offline",
-                              "worst_case"}
+                              "lira_population", "rmia_population", "worst_case"}
     for a in r.attacks.values():
         assert a.metrics.n_members == 285 and 0.3 < a.metrics.auc < 1.0
     # A forest memorises: the reference-model attacks see it.

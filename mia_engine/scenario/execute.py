@@ -175,6 +175,13 @@ def execute_scenario(plan: ScenarioPlan) -> ScenarioResult:
         audit_info = {"n_members": int(len(y_target)), "n_nonmembers": int(len(audited.y)),
                       "n_nonmembers_drawn": int(len(fresh.y)), "duplicates": n_duplicates,
                       "duplicates_policy": plan.duplicates}
+    subgroups = None
+    if fresh is not None and verdict is not None and plan.subgroups:
+        audit_rows = candidates.scored
+        subgroups = subgroup_figures(plan, verdict, results[verdict].threshold, all_scores[verdict],
+                                     candidates.X[audit_rows], candidates.y[audit_rows],
+                                     candidates.is_member[audit_rows],
+                                     candidates.target_probabilities[audit_rows], classes)
     checks = target_checks(plan, target_model, X_target, y_target, fresh)
     models = {"target": target_model}
     models.update({("shadow" if i == 0 else f"shadow_{i}"): s.model for i, s in enumerate(shadows)})
@@ -200,7 +207,42 @@ def execute_scenario(plan: ScenarioPlan) -> ScenarioResult:
         record_scores=record_scores,
         audit_info=audit_info,
         checks=checks,
+        subgroups=subgroups,
     )
+
+
+def subgroup_figures(plan: ScenarioPlan, attack: str, threshold: float, scores, X, y, member, probabilities,
+                     classes) -> dict[str, Any]:
+    """The headline attack's figures per class, per value of ``report.subgroups.columns`` and
+    per loss percentile of the target (:mod:`mia_engine.subgroups`)."""
+    from ..signals import true_label_probability
+    from ..subgroups import subgroup_slices, subgroup_summary
+
+    node = plan.subgroups
+    source = plan.source
+    columns = {}
+    for index, name in node["columns"]:
+        feature = source.features[index]
+        values = X[:, index]
+        if feature.categories:
+            columns[name] = np.asarray([None if v != v else str(feature.categories[int(v)]) for v in values],
+                                       dtype=object)
+        else:
+            columns[name] = np.asarray([None if v != v else (str(int(v)) if float(v).is_integer() else str(v))
+                                        for v in values], dtype=object)
+    loss = None
+    if node["loss_bins"]:
+        p_true = true_label_probability(probabilities, y, classes)
+        loss = -np.log(np.clip(p_true, 1e-12, 1.0))
+    label_names = {int(code): str(value) for code, value in zip(source.labels, source.label_values)}
+    slices = subgroup_slices(member, scores, label=y, label_names=label_names,
+                             columns=columns, loss=loss, fpr_levels=plan.fpr_levels, threshold=threshold,
+                             min_cell_count=plan.min_cell_count, loss_bins=node["loss_bins"] or 1)
+    if not node["by_class"]:
+        slices = [s for s in slices if s["by"] != "class"]
+    if not node["loss_bins"]:
+        slices = [s for s in slices if s["by"] != "loss_percentile"]
+    return subgroup_summary(attack, slices, plan.min_cell_count, plan.fpr_levels)
 
 
 def target_checks(plan: ScenarioPlan, model, X_train, y_train, unseen) -> dict[str, Any]:

@@ -83,7 +83,7 @@ def population_in_pool(ref: Mapping[str, Any], n_candidates: int, n_target: int)
     more rows than the target are more confident on everything, which blunts online LiRA:
     at gamma=3 its mean TPR at FPR 0.01 drops from 0.70 to 0.59)."""
     mode = ref.get("pool_population", "auto")
-    if not ref["include_candidates"] or mode == "always":
+    if mode == "always":
         return True
     if mode == "never":
         return False
@@ -109,6 +109,9 @@ class ScenarioPlan:
     duplicates: str = "keep"        # audit.duplicates: drop | keep
     min_cell_count: int = 0         # risk.min_cell_count: a tree leaf with fewer rows is small
     rules: tuple = ()               # risk.rules: hyperparameter rules checked on the fitted target
+    risk: Any = None                # mia_engine.verdict.RiskThresholds: the verdict's thresholds
+    # report.subgroups, checked: {"by_class": bool, "columns": (feature index, name)..., "loss_bins": int}
+    subgroups: Mapping[str, Any] | None = None
 
     @property
     def shadow_key(self) -> str:
@@ -170,48 +173,44 @@ def _reference_checks(plan: ScenarioPlan, attacks, target_counts: dict[int, int]
         why = (f"online attack(s) {', '.join(online)} need at least 2 IN and 2 OUT models per record"
                if online else "offline attacks need at least 2 OUT models per record")
         raise ConfigError("reference.n_models", f"must be at least {minimum}, got {n}: {why}")
-    if online and not ref["include_candidates"]:
-        raise ConfigError("reference.include_candidates",
-                          f"online attack(s) {', '.join(online)} need reference models trained on the scored records; "
-                          f"set it true or use offline attacks (e.g. attack=[lira_offline,rmia_offline])")
     check_workers(ref, "reference")
     if ref.get("pool_population") not in ("auto", "always", "never"):
         raise ConfigError("reference.pool_population", f"unknown choice {ref.get('pool_population')!r}; available: "
                                                        "auto, always, never")
-    if ref.get("pool_population") == "never" and not ref["include_candidates"]:
-        raise ConfigError("reference.pool_population", "never leaves the pool empty without the scored records "
-                                                       "(reference.include_candidates=false)")
     cand = dict(target_counts) if audit_counts else {}
     for label, k in audit_counts.items():
         cand[label] = cand.get(label, 0) + k
     if record_extra is not None:
         cand[record_extra] = cand.get(record_extra, 0) + 1
-    counts: dict[int, int] = {}
-    # Copies of members dropped from the audit can shrink the scored records below twice the
-    # target's rows, which brings the population rows in (pool_population=auto): check the
-    # pool as it may come out, the larger one for the IN count.
-    may_join = population_in_pool(ref, sum(cand.values()), sum(target_counts.values())) or (
-        plan.duplicates == "drop" and ref.get("pool_population", "auto") == "auto" and ref["include_candidates"])
-    if may_join:
-        counts = dict(plan.source.attacker_counts())
-    if ref["include_candidates"]:
-        for label, k in cand.items():
-            counts[label] = counts.get(label, 0) + k
-    n_pool = sum(counts.values())
     n_target = sum(target_counts.values())
-    if not uses_halves(n_pool, n_target):
-        # Each model trains on n_target of the pool's rows: a record is IN for about
-        # n_models * n_target / n_pool of them, and online attacks need at least 2.
-        if online and n * n_target // n_pool < 2:
-            need = -(-2 * n_pool // n_target)
-            raise ConfigError("reference.n_models", f"{n} reference models of {n_target} rows from a pool of {n_pool} "
-                                                    f"put a record IN for about {n * n_target / n_pool:.1f} of them; "
-                                                    f"online attacks need at least 2: use {need} or more")
-        return
-    allowed = max_distinct_halves(list(counts.values()))
-    if n > allowed:
-        raise ConfigError("reference.n_models", f"{n} reference models, but the pool of {sum(counts.values())} rows "
-                                                f"allows only {allowed} distinct halves")
+    for pool in sorted({a.pool for a in users}):
+        counts: dict[int, int] = {}
+        if pool == "population":
+            counts = dict(plan.source.attacker_counts())
+        else:
+            # Copies of members dropped from the audit can shrink the scored records below twice
+            # the target's rows, which brings the population rows in (pool_population=auto):
+            # check the pool as it may come out, the larger one for the IN count.
+            may_join = population_in_pool(ref, sum(cand.values()), n_target) or (
+                plan.duplicates == "drop" and ref.get("pool_population", "auto") == "auto")
+            if may_join:
+                counts = dict(plan.source.attacker_counts())
+            for label, k in cand.items():
+                counts[label] = counts.get(label, 0) + k
+        n_pool = sum(counts.values())
+        if not uses_halves(n_pool, n_target):
+            # Each model trains on n_target of the pool's rows: a record is IN for about
+            # n_models * n_target / n_pool of them, and online attacks need at least 2.
+            if online and pool == "candidates" and n * n_target // n_pool < 2:
+                need = -(-2 * n_pool // n_target)
+                raise ConfigError("reference.n_models", f"{n} reference models of {n_target} rows from a pool of "
+                                                        f"{n_pool} put a record IN for about {n * n_target / n_pool:.1f} "
+                                                        f"of them; online attacks need at least 2: use {need} or more")
+            continue
+        allowed = max_distinct_halves(list(counts.values()))
+        if n > allowed:
+            raise ConfigError("reference.n_models", f"{n} reference models, but the {pool} pool of {n_pool} rows "
+                                                    f"allows only {allowed} distinct halves")
 
 
 def _rules(nodes) -> tuple:
@@ -238,11 +237,37 @@ def _rules(nodes) -> tuple:
     return tuple(out)
 
 
-def prepare_scenario(cfg: Mapping[str, Any], launch_dir: Path | None = None) -> ScenarioPlan:
+def _subgroups(node: Mapping[str, Any] | None, features) -> dict[str, Any] | None:
+    """``report.subgroups``, checked against the data's features (categorical or binary only)."""
+    if not node:
+        return None
+    for k in node:
+        if k not in ("by_class", "columns", "loss_bins"):
+            raise ConfigError(f"report.subgroups.{k}", "unknown key; subgroups take by_class, columns and loss_bins")
+    bins = node.get("loss_bins")
+    if isinstance(bins, bool) or not isinstance(bins, int) or bins < 0:
+        raise ConfigError("report.subgroups.loss_bins", f"a whole number of bins >= 0 (0: none), got {bins!r}")
+    by_name = {f.name: (i, f) for i, f in enumerate(features)}
+    columns = []
+    for i, name in enumerate(node.get("columns") or ()):
+        if name not in by_name:
+            shown = ", ".join(list(by_name)[:10]) + (", ..." if len(by_name) > 10 else "")
+            raise ConfigError(f"report.subgroups.columns.{i}", f"no feature {name!r}; the data has {shown}")
+        index, feature = by_name[name]
+        if feature.kind == "numeric":
+            raise ConfigError(f"report.subgroups.columns.{i}", f"{name!r} is numeric; slice by a categorical or "
+                                                               "binary column (numbers: by loss_bins)")
+        columns.append((index, name))
+    return {"by_class": bool(node.get("by_class", True)), "columns": tuple(columns), "loss_bins": bins}
+
+
+def prepare_scenario(cfg: Mapping[str, Any], launch_dir: Path | None = None, risk_name: str = "default") -> ScenarioPlan:
     """Validate a resolved config (``data``, ``model``, ``shadow``, ``attack``, ``reference``,
-    ``audit``). Raises :class:`ConfigError` naming the first bad key; draws and fits nothing.
-    ``launch_dir`` roots relative data paths and the default reference-model cache."""
+    ``audit``, ``risk``, ``report``). Raises :class:`ConfigError` naming the first bad key; draws
+    and fits nothing. ``launch_dir`` roots relative data paths and the default reference-model
+    cache; ``risk_name`` is the risk file's name, quoted with the verdict."""
     from ..models import model_recipe
+    from ..verdict import risk_thresholds
 
     shadow = cfg["shadow"]
     if not 0.0 < shadow["test_size"] < 1.0:
@@ -277,6 +302,8 @@ def prepare_scenario(cfg: Mapping[str, Any], launch_dir: Path | None = None) -> 
     if isinstance(min_cell, bool) or not isinstance(min_cell, int) or min_cell < 1:
         raise ConfigError("risk.min_cell_count", f"must be a whole number of rows >= 1, got {min_cell!r}")
     rules = _rules(risk.get("rules"))
+    thresholds = risk_thresholds(risk, risk_name, fpr_levels, bool(audit_cfg.get("enabled")))
+    subgroups = _subgroups((cfg.get("report") or {}).get("subgroups"), source.features)
     base_rate = audit_cfg.get("base_rate")
     if base_rate is not None and not 0.0 < base_rate < 1.0:
         raise ConfigError("audit.base_rate", f"a share of the population must lie strictly between 0 and 1, got {base_rate}")
@@ -291,7 +318,7 @@ def prepare_scenario(cfg: Mapping[str, Any], launch_dir: Path | None = None) -> 
             cache_dir = Path(launch_dir) / ".mia_cache" / "reference"
     plan = ScenarioPlan(source, shadow, target_recipe, shadow_recipe, attack_node, reference_node,
                         bool(audit_cfg.get("enabled")), n_nonmembers, fpr_levels, base_rate, cache_dir,
-                        source.identity(), duplicates, min_cell, rules)
+                        source.identity(), duplicates, min_cell, rules, thresholds, subgroups)
     _, _, attacks = plan.build_estimators()  # validates the models' and the attacks' parameters
 
     rec = source.target_record

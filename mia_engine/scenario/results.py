@@ -109,6 +109,8 @@ class ScenarioResult:
     audit_info: dict[str, Any] | None = None
     # Checks of the fitted target beyond attacks (mia_engine.checks): name -> plain summary.
     checks: dict[str, Any] = field(default_factory=dict)
+    # The headline attack per slice (mia_engine.subgroups.subgroup_summary), or None.
+    subgroups: dict[str, Any] | None = None
 
     @property
     def audit(self) -> AttackMetrics | None:
@@ -176,6 +178,8 @@ class ScenarioResult:
             out["audit"] = dict(self.audit_info)
         if self.checks:
             out["checks"] = dict(self.checks)
+        if self.subgroups:
+            out["subgroups"] = self.subgroups
         if self.data_card:
             out["data"] = self.data_card
         return out
