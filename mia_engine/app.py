@@ -194,10 +194,14 @@ def write_release_record(out_dir: Path, summary: Mapping[str, Any], plan, result
         images[f"Scores of {name}: members vs non-members"] = plots / f"scores_{name}.png"
     images["The attacker's shadow model: confidence on its members and non-members"] = (
         plots / "shadow_confidence_histogram.png")
-    inputs: dict[str, Path | None] = {}
+    for path in sorted(plots.glob("game_*.png")):  # the individual's game: IN vs OUT scores per record
+        images[f"The individual's game: {path.stem[len('game_'):]} (scores when in vs out)"] = path
+    inputs: dict[str, Any] = {}
     for part in getattr(plan.source, "parts", ()):
         if part.source and Path(part.source).is_file():
             inputs[f"data:{part.context}"] = Path(part.source)
+        else:  # a bundled table: digested as read
+            inputs[f"data:{part.context}"] = {"source": part.source, "sha256": part.digest}
     if plan.target_recipe.saved:
         inputs["model"] = Path(plan.target_recipe.path)
     paths = write_report(out_dir, summary, model_card=model_card(plan, result), images=images, inputs=inputs,

@@ -817,7 +817,10 @@ def manifest(*, inputs: Mapping[str, Path | None], resolved_config: Path, commit
         "engine": {"name": "mia-engine", "version": engine_version, "commit": commit},
         "python": platform.python_version(),
         "libraries": _library_versions(),
-        "inputs": {str(name): _describe_input(Path(path)) for name, path in (inputs or {}).items() if path is not None},
+        # A path is hashed here; a mapping is an input already digested where it was read (a
+        # bundled table: {"source", "sha256"}) and is recorded as given.
+        "inputs": {str(name): dict(path) if isinstance(path, Mapping) else _describe_input(Path(path))
+                   for name, path in (inputs or {}).items() if path is not None},
         "resolved_config": {"path": str(cfg), "sha256": cfg_digest, "bytes": cfg_size},
         "outputs": outs,
     }

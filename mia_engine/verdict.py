@@ -291,8 +291,8 @@ def _subgroup_reasons(summary: Mapping[str, Any], risk: RiskThresholds,
 
 def _game_reasons(summary: Mapping[str, Any], risk: RiskThresholds) -> list[dict[str, Any]]:
     """The individual's game, per named record: how well the best attack tells IN from OUT
-    over the trials (AUC against ``risk.auc``, the epsilon bound against ``risk.epsilon``),
-    counted only when significant (Bonferroni over the attacks played)."""
+    over the trials (the AUC against ``risk.auc.review``, the epsilon bound against
+    ``risk.epsilon``), counted only when significant (Bonferroni over the attacks played)."""
     game = summary.get("game") or {}
     out = []
     for record, by_attack in (game.get("records") or {}).items():
@@ -308,10 +308,11 @@ def _game_reasons(summary: Mapping[str, Any], risk: RiskThresholds) -> list[dict
         name = max(significant, key=lambda a: (significant[a].get("epsilon_lower_bound") or 0.0,
                                                significant[a]["auc"]))
         m = significant[name]
+        # Refusal rests on the epsilon bound alone: its Clopper-Pearson interval stays honest
+        # over a few trials, where a perfectly separated AUC has a degenerate DeLong interval.
         eps_outcome, _ = _grade(m.get("epsilon_lower_bound") or 0.0, risk.epsilon)
         low = m.get("auc_ci_low")
-        auc_outcome = (DO_NOT_RELEASE if low is not None and low >= risk.auc.fail
-                       else NEEDS_REVIEW if m["auc"] >= risk.auc.review else PASS)
+        auc_outcome = NEEDS_REVIEW if m["auc"] >= risk.auc.review else PASS
         outcome = min(eps_outcome, auc_outcome, key=lambda o: _RANK[o])
         out.append(_reason(outcome, "individual", record, m["auc"], risk.auc.review,
                            f"over {trials} trials {name} tells whether {record} was in with AUC {m['auc']:.3f} "

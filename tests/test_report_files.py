@@ -474,3 +474,18 @@ def test_find_chromium(tmp_path, monkeypatch):
     assert find_chromium(str(tmp_path / "missing")) is None
     monkeypatch.setenv("PATH", str(tmp_path / "empty"))
     assert find_chromium() is None
+
+
+def test_the_runs_own_report_in_chromium(run_dir, chromium, tmp_path):
+    """End to end: the report run.py wrote, with the engine's own verdict, in a real browser."""
+    own = json.loads((run_dir / "summary.json").read_text())
+    page = (run_dir / "report" / "report.html").read_text(encoding="utf-8")
+    seen = _probe(chromium, page, tmp_path)
+    assert seen["verdict"] == own["verdict"]["text"] == "DO NOT RELEASE"
+    n_plots = len(list((run_dir / "plots").glob("*.png")))
+    assert len(seen["images"]) == n_plots > 3
+    assert [i for i in seen["images"] if not (i["complete"] and i["width"] > 0)] == []
+    assert seen["resources"] == []
+    doc = json.loads((run_dir / "report" / "report.json").read_text())
+    assert doc["schema"] == "mia-engine/report/1" and doc["verdict"] == own["verdict"]
+    assert doc["model"]["family"] == "SVC" and doc["model"]["n_train"] == 200

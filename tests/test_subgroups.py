@@ -253,3 +253,42 @@ def test_classes_follow_their_codes_whatever_the_mapping_order():
                              loss=None, fpr_levels=LEVELS, threshold=0.5, min_cell_count=3)
     assert [s["value"] for s in slices] == ["No", "Yes", "Maybe", "Unknown", "Empty"]
     assert slices == _slices(loss=None)[:5]  # float codes 0.0, 1.0 ... read as the same classes
+
+
+# ---- in a scenario: report.subgroups ------------------------------------------------------------
+
+def test_a_scenarios_subgroups_partition_its_audit(quiet_sklearn):
+    from conftest import compose_config
+    from mia_engine.scenario import run_scenario
+
+    r = run_scenario(compose_config(["tracking=none", "report.subgroups.columns=[bmi_group,smoker]"]))
+    sub = r.summary()["subgroups"]
+    audit = r.summary()["audit"]
+    assert sub["attack"] == r.verdict_attack == "shadow_lr" and sub["min_cell_count"] == 10
+    by = {}
+    for s in sub["slices"]:
+        by.setdefault(s["by"], []).append(s)
+    assert list(by) == ["class", "feature:bmi_group", "feature:smoker", "loss_percentile"]
+    for slices in by.values():  # each way of slicing covers every audited record once
+        assert sum(s["n_members"] for s in slices) == audit["n_members"] == 200
+        assert sum(s["n_nonmembers"] for s in slices) == audit["n_nonmembers"] == 180
+    # The tutorial population's smoker flag and BMI group are numbers: sliced by value.
+    assert [s["value"] for s in by["feature:smoker"]] == ["0", "1"]
+    assert [s["value"] for s in by["loss_percentile"]] == ["0-25%", "25-50%", "50-75%", "75-100%"]
+    assert sub["n_small"] == sum(s["small"] for s in sub["slices"])
+    assert all(s["small"] == (min(s["n_members"], s["n_nonmembers"]) < 10) for s in sub["slices"])
+
+
+@pytest.mark.parametrize("override,key,message", [
+    ("report.subgroups.columns=[height]", "report.subgroups.columns.0", "no feature 'height'"),
+    ("report.subgroups.columns=[age]", "report.subgroups.columns.0", "is numeric"),
+    ("report.subgroups.loss_bins=-1", "report.subgroups.loss_bins", ">= 0"),
+])
+def test_bad_subgroup_settings_name_their_key(override, key, message):
+    from conftest import compose_config
+    from mia_engine.errors import ConfigError
+    from mia_engine.scenario import prepare_scenario
+
+    with pytest.raises(ConfigError, match=message) as err:
+        prepare_scenario(compose_config(["tracking=none", override]))
+    assert err.value.key == key

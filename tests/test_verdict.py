@@ -218,7 +218,7 @@ def test_the_individuals_game_decides_for_each_named_record():
     s = _summary({"a": _attack(0.5, 0.5)})
     s["game"] = {"n_trials": 200, "records": {
         "former_prime_minister": {"lira": {"auc": 0.9, "auc_ci_low": 0.85, "auc_ci_high": 0.94, "auc_pvalue": 1e-12,
-                                           "epsilon_lower_bound": 1.5},
+                                           "epsilon_lower_bound": 2.5},
                                   "rmia": {"auc": 0.7, "auc_ci_low": 0.6, "auc_ci_high": 0.8, "auc_pvalue": 1e-4,
                                            "epsilon_lower_bound": 0.5}},
         "example_patient": {"lira": {"auc": 0.55, "auc_ci_low": 0.47, "auc_ci_high": 0.63, "auc_pvalue": 0.1,
@@ -229,3 +229,10 @@ def test_the_individuals_game_decides_for_each_named_record():
     assert pm["outcome"] == DO_NOT_RELEASE and "over 200 trials lira" in pm["text"] and pm["measured"] == 0.9
     (other,) = [r for r in v["reasons"] if r["subject"] == "example_patient"]
     assert other["outcome"] == PASS and "better than chance" in other["text"]
+
+    # A perfect separation over a few trials has a degenerate AUC interval: review, not refusal,
+    # until the epsilon bound (honest at small counts) reaches the refusal level.
+    few = s["game"]["records"]["former_prime_minister"]["lira"]
+    few.update(auc=1.0, auc_ci_low=1.0, auc_ci_high=1.0, auc_pvalue=8e-5, epsilon_lower_bound=0.53)
+    (pm,) = [r for r in decide(s, _risk())["reasons"] if r["subject"] == "former_prime_minister"]
+    assert pm["outcome"] == NEEDS_REVIEW
