@@ -93,6 +93,7 @@ def run_job(cfg) -> float | None:
     try:
         plan = prepare_scenario(resolved, launch_dir, risk_name=str(hc.runtime.choices.get("risk") or "risk"))
         game_plan = prepare_game(resolved, plan)
+        check_report(resolved.get("report") or {})
         if session is not None:
             session.open()  # returns at once with a background helper
         result = execute_scenario(plan)
@@ -181,6 +182,17 @@ def model_card(plan, result) -> dict[str, Any]:
             "saved": plan.target_recipe.path if plan.target_recipe.saved else None}
 
 
+def check_report(node: Mapping[str, Any]) -> None:
+    """A browser named in ``report.chromium`` must exist (checked before anything runs); with
+    none named and none on PATH, ``report.pdf=true`` is skipped with a warning."""
+    if node.get("enabled") and node.get("pdf") and node.get("chromium"):
+        from .report_files import find_chromium
+
+        if find_chromium(str(node["chromium"])) is None:
+            raise ConfigError("report.chromium", f"no runnable browser at {node['chromium']!r}; name a Chromium "
+                                                 "binary, or null to look for one on PATH")
+
+
 def write_release_record(out_dir: Path, summary: Mapping[str, Any], plan, result,
                          node: Mapping[str, Any]) -> Path:
     """report/report.html, report.json, manifest.json (and report.pdf on request): the folder."""
@@ -204,10 +216,14 @@ def write_release_record(out_dir: Path, summary: Mapping[str, Any], plan, result
             inputs[f"data:{part.context}"] = {"source": part.source, "sha256": part.digest}
     if plan.target_recipe.saved:
         inputs["model"] = Path(plan.target_recipe.path)
-    paths = write_report(out_dir, summary, model_card=model_card(plan, result), images=images, inputs=inputs,
-                         resolved_config=out_dir / "resolved_config.yaml",
-                         commit=git_commit(Path(__file__).resolve().parent), engine_version=__version__,
-                         pdf=bool(node.get("pdf")), chromium=node.get("chromium"))
+    try:
+        paths = write_report(out_dir, summary, model_card=model_card(plan, result), images=images, inputs=inputs,
+                             resolved_config=out_dir / "resolved_config.yaml",
+                             commit=git_commit(Path(__file__).resolve().parent), engine_version=__version__,
+                             pdf=bool(node.get("pdf")), chromium=node.get("chromium"))
+    except RuntimeError as e:  # printing the PDF failed; the HTML, JSON and manifest are on disk
+        raise ConfigError("report.pdf", f"{e}; report.html and report.json are in {out_dir / 'report'} "
+                                        "(report.pdf=false skips the PDF)") from None
     return paths["report"]
 
 

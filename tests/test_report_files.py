@@ -489,3 +489,23 @@ def test_the_runs_own_report_in_chromium(run_dir, chromium, tmp_path):
     doc = json.loads((run_dir / "report" / "report.json").read_text())
     assert doc["schema"] == "mia-engine/report/1" and doc["verdict"] == own["verdict"]
     assert doc["model"]["family"] == "SVC" and doc["model"]["n_train"] == 200
+
+
+def test_pdf_settings_that_cannot_work_are_one_line_errors(tmp_path):
+    from conftest import mlflow_client
+
+    # A browser named but missing: stopped before anything runs.
+    proc = run_cli(["tracking=none", "report.pdf=true", "report.chromium=/no/such/chromium"], cwd=tmp_path)
+    assert proc.returncode == 2 and not list(tmp_path.rglob("summary.json"))
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: report.chromium: no runnable browser")
+    # A browser that fails to print: the other report files stay, the MLflow run closes FAILED.
+    uri = f"sqlite:///{tmp_path / 'store.db'}"
+    proc = run_cli([f"tracking.uri={uri}", "report.pdf=true", "report.chromium=/bin/false",
+                    f"hydra.run.dir={tmp_path / 'run'}"], cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: report.pdf: /bin/false exited with code 1")
+    assert {p.name for p in (tmp_path / "run" / "report").iterdir()} == {"report.html", "report.json",
+                                                                         "manifest.json"}
+    client = mlflow_client(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("mia-engine").experiment_id])
+    assert run.info.status == "FAILED"
