@@ -181,32 +181,26 @@ def _isnum(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _num(value: Any, digits: int = 3) -> str:
-    """A number with ``digits`` decimals (whole numbers as they are), escaped; "n/a" for None."""
+def _format(value: Any, spec: str) -> str:
+    """None and non-finite numbers as "n/a", booleans as yes/no, whole numbers as they are,
+    floats by ``spec``; escaped."""
     if value is None:
         return "n/a"
     if isinstance(value, bool):
         return "yes" if value else "no"
-    if isinstance(value, int):
-        return _e(value)
     if isinstance(value, float):
-        if not math.isfinite(value):
-            return "n/a"
-        return _e(f"{value + 0.0:.{digits}f}")
+        return _e(format(value + 0.0, spec)) if math.isfinite(value) else "n/a"
     return _e(value)
+
+
+def _num(value: Any, digits: int = 3) -> str:
+    """A number with ``digits`` decimals (whole numbers as they are), escaped; "n/a" for None."""
+    return _format(value, f".{digits}f")
 
 
 def _sig(value: Any, digits: int = 4) -> str:
     """A number to ``digits`` significant figures (p-values, measured values), escaped."""
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return _e(value)
-    if isinstance(value, float):
-        return _e(f"{value + 0.0:.{digits}g}") if math.isfinite(value) else "n/a"
-    return _e(value)
+    return _format(value, f".{digits}g")
 
 
 def _pct(value: Any) -> str:
