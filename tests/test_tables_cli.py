@@ -62,6 +62,14 @@ def test_table_run_keeps_rows_local_and_logs_what_was_audited(tmp_path, patients
     text = json.dumps([i.dataset.to_dictionary() for i in run.inputs.dataset_inputs]) + json.dumps(
         run.data.params) + json.dumps(run.data.tags)
     assert "P0007" not in text and "P0123" not in text
+    # The release record: logged, every data file hashed in the manifest, no row in the report.
+    assert {"report/report.html", "report/report.json", "report/manifest.json"} <= arts
+    manifest = json.loads((out / "report" / "manifest.json").read_text())
+    assert manifest["inputs"]["data:test"]["sha256"] == digest
+    assert set(manifest["inputs"]) == {"data:train", "data:test", "data:population"}
+    page = (out / "report" / "report.html").read_text() + (out / "report" / "report.json").read_text()
+    assert "P0007" not in page and "P0123" not in page
+    assert run.data.tags["mia.verdict"] == summary["verdict"]["outcome"]
 
     # The inferred schema, pasted back, pins the same features.
     pinned = yaml.safe_load((out / "data_schema.yaml").read_text())["features"]
@@ -107,3 +115,15 @@ def test_bad_table_input_exits_2_before_any_run(tmp_path, patients_csv, args, wo
     # No MLflow run exists: the store was never even created.
     assert not (tmp_path / "mlflow.db").exists() or not _client(
         f"sqlite:///{tmp_path / 'mlflow.db'}").search_runs(["0", "1"])
+
+
+def test_the_manifest_hashes_the_saved_model_audited(tmp_path, patients_csv, saved_forest):
+    import hashlib
+
+    proc = run_cli([*_args(patients_csv), "model=saved", f"model.path={saved_forest}", "tracking=none",
+                    "hydra.run.dir=run"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    manifest = json.loads((tmp_path / "run" / "report" / "manifest.json").read_text())
+    assert manifest["inputs"]["model"]["sha256"] == hashlib.sha256(Path(saved_forest).read_bytes()).hexdigest()
+    doc = json.loads((tmp_path / "run" / "report" / "report.json").read_text())
+    assert doc["model"]["saved"] == str(saved_forest) and doc["model"]["family"] == "RandomForestClassifier"
