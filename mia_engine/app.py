@@ -22,6 +22,39 @@ from .errors import ConfigError
 log = logging.getLogger("mia_engine")
 
 
+#: Config nodes that can hold a real person's values (a named record's id or features): kept
+#: out of MLflow for a table unless ``tracking.log_datasets`` (all but their ``name``).
+RECORD_NODES = ("data.target_record", "data.probe_records", "evaluation.records")
+REDACTED = "<redacted: tracking.log_datasets=false>"
+
+
+def _is_record_override(override: str) -> bool:
+    key = override.split("=", 1)[0].lstrip("+~")
+    return any(key == node or key.startswith(node + ".") for node in RECORD_NODES) and not key.endswith(".name")
+
+
+def redact_records(resolved: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of the resolved config with every value under :data:`RECORD_NODES` replaced by
+    :data:`REDACTED`, except the records' names."""
+    import copy
+
+    out = copy.deepcopy(dict(resolved))
+
+    def blank(node):
+        if isinstance(node, dict):
+            return {k: (v if k == "name" and not isinstance(v, (dict, list)) else blank(v)) for k, v in node.items()}
+        if isinstance(node, list):
+            return [blank(v) for v in node]
+        return None if node is None else REDACTED
+
+    for path in RECORD_NODES:
+        parent, _, leaf = path.rpartition(".")
+        holder = out.get(parent)
+        if isinstance(holder, dict) and holder.get(leaf) is not None:
+            holder[leaf] = blank(holder[leaf])
+    return out
+
+
 def _run_name(tracking: Mapping[str, Any], overrides: list[str]) -> str:
     if tracking.get("run_name"):
         return str(tracking["run_name"])
@@ -52,6 +85,12 @@ def run_job(cfg) -> float | None:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     tracking = resolved["tracking"]
     overrides = list(hc.overrides.task)
+    # A table's named records are real people: their values stay out of MLflow (params, tags,
+    # run name, logged config) unless the datasets are logged.
+    keep_records = (resolved["data"].get("kind") == "population" if tracking.get("log_datasets") is None
+                    else bool(tracking.get("log_datasets")))
+    if not keep_records:
+        overrides = [o for o in overrides if not _is_record_override(o)]
     run_name = _run_name(tracking, overrides)
     objectives = resolved.get("objectives")
 
@@ -74,7 +113,8 @@ def run_job(cfg) -> float | None:
         if multirun:
             tags.update({"mia.sweep_dir": str(sweep_dir), "mia.job_num": hc.job.num})
         parent_run_id = trk.read_parent_run(sweep_dir) if multirun else None
-        params = trk.flatten({k: v for k, v in resolved.items() if k != "hydra"})
+        logged_config = resolved if keep_records else redact_records(resolved)
+        params = trk.flatten({k: v for k, v in logged_config.items() if k != "hydra"})
         if tracking.get("resume"):
             reused = trk.reuse_finished_run(tracking, launch_dir, digest, out_dir, run_name, tags, parent_run_id,
                                             params)
@@ -143,9 +183,16 @@ def run_job(cfg) -> float | None:
         if session is not None:
             from .tracking import VERDICT_TAG, metrics_from_summary
 
-            artifacts = [(out_dir / "summary.json", None), (out_dir / "resolved_config.yaml", "config")]
-            if hc.output_subdir:
-                artifacts.append((out_dir / hc.output_subdir, "hydra"))
+            artifacts = [(out_dir / "summary.json", None)]
+            if keep_records:
+                artifacts.append((out_dir / "resolved_config.yaml", "config"))
+                if hc.output_subdir:
+                    artifacts.append((out_dir / hc.output_subdir, "hydra"))
+            else:  # the config as logged: named records' values redacted; Hydra's own copies stay local
+                redacted = out_dir / "config_logged" / "resolved_config.yaml"
+                redacted.parent.mkdir(exist_ok=True)
+                redacted.write_text(OmegaConf.to_yaml(redact_records(resolved)))
+                artifacts.append((redacted, "config"))
             artifacts += [(path, artifact_dir) for artifact_dir, path in written.items()]
             artifacts.append((out_dir / f"{hc.job.name}.log", "logs"))
             _flush_logs()

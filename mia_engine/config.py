@@ -419,6 +419,14 @@ class ReportConfig:
 
 
 @dataclass
+class SecurityConfig:
+    """Further ``_target_`` names a config may build: dotted class names or package prefixes
+    ending in "." (each must be an estimator class)."""
+
+    allowed_targets: List[str] = MISSING
+
+
+@dataclass
 class EvaluationConfig:
     """single_run: the scenario once. individual_game: T trials of fresh data, each named
     record IN with probability `inclusion_probability`; see mia_engine/scenario/game.py."""
@@ -478,7 +486,7 @@ def register_configs() -> None:
                        ("attack_shadow_lr", ShadowLRConfig), ("attack_loss_threshold", LossThresholdConfig),
                        ("attack_lira", LiraConfig), ("attack_rmia", RmiaConfig),
                        ("attack_worst_case", WorstCaseConfig), ("reference", ReferenceConfig),
-                       ("audit", AuditConfig), ("risk", RiskConfig), ("report", ReportConfig),
+                       ("audit", AuditConfig), ("risk", RiskConfig), ("report", ReportConfig), ("security", SecurityConfig),
                        ("evaluation", EvaluationConfig),
                        ("tracking", TrackingConfig)):
         cs.store(group="schema", name=name, node=node)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 import threading
 import warnings
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
@@ -138,14 +140,57 @@ _SCALED = ("LogisticRegression", "SVC", "KNeighborsClassifier", "MLPClassifier",
            "SGDClassifier", "LinearSVC", "NuSVC", "RidgeClassifier")
 
 
-def check_target(target: str, key: str) -> None:
-    """Refuse a ``_target_`` outside scikit-learn's estimators and the engine's factories."""
+#: Further ``_target_`` names the user allowed (``security.allowed_targets``): exact dotted
+#: names, or prefixes ending in "." (a package). Set for a scenario by :func:`allowed_targets`.
+_EXTRA_TARGETS: ContextVar[tuple[str, ...]] = ContextVar("mia_engine_allowed_targets", default=())
+
+
+@contextmanager
+def allowed_targets(names: Sequence[str]):
+    """Within the block, ``_target_`` may also name ``names`` (see :data:`_EXTRA_TARGETS`)."""
+    token = _EXTRA_TARGETS.set(tuple(names))
+    try:
+        yield
+    finally:
+        _EXTRA_TARGETS.reset(token)
+
+
+def check_allowed_targets(names: Any, key: str = "security.allowed_targets") -> tuple[str, ...]:
+    """``security.allowed_targets``, checked: dotted names (``xgboost.XGBClassifier``) or package
+    prefixes ending in a dot (``lightgbm.``); never a bare top-level prefix that allows everything."""
+    if names is None:
+        return ()
+    if not isinstance(names, (list, tuple)):
+        raise ConfigError(key, f"a list of dotted names or package prefixes, got {names!r}")
+    out = []
+    for i, name in enumerate(names):
+        parts = str(name).rstrip(".").split(".") if isinstance(name, str) else []
+        if not parts or not all(p.isidentifier() for p in parts):
+            raise ConfigError(f"{key}.{i}", f"a dotted name such as xgboost.XGBClassifier or a prefix such as "
+                                            f"lightgbm., got {name!r}")
+        out.append(name)
+    return tuple(out)
+
+
+def check_target(target: str, key: str, allowed: Sequence[str] | None = None) -> None:
+    """Refuse a ``_target_`` outside scikit-learn's estimators, the engine's factories and the
+    names the user allowed (``allowed``; None: :func:`allowed_targets`'s). Nothing is imported
+    for a refused name; an allowed name outside scikit-learn must be an estimator class (``fit``
+    and ``get_params``), so no plain function or other class runs from a config."""
     if target in _ENGINE_FACTORIES:
+        return
+    extra = _EXTRA_TARGETS.get() if allowed is None else tuple(allowed)
+    if any(target == name or (name.endswith(".") and target.startswith(name)) for name in extra):
+        obj = _locate(target, key)
+        if not (isinstance(obj, type) and callable(getattr(obj, "fit", None))
+                and callable(getattr(obj, "get_params", None))):
+            raise ConfigError(f"{key}._target_", f"{target!r} is not an estimator class (fit, get_params)")
         return
     parts = target.split(".")
     if parts[0] != "sklearn" or len(parts) < 3:
         raise ConfigError(f"{key}._target_", f"{target!r} is not a scikit-learn estimator; a config may only name "
-                                             "classes under sklearn.* (or the engine's calibrated_svc)")
+                                             "classes under sklearn.*, the engine's calibrated_svc, or names listed "
+                                             "in security.allowed_targets")
     obj = _locate(target, key)
     from sklearn.base import BaseEstimator
 
@@ -282,6 +327,7 @@ class ModelRecipe:
     label_values: tuple = ()
     fitted: Any = None
     path: str | None = None
+    allowed: tuple = ()              # security.allowed_targets, for builds in worker processes
 
     @property
     def saved(self) -> bool:
@@ -303,7 +349,8 @@ class ModelRecipe:
                 final.set_params(random_state=random_state)
             return FrameModel(est, self.features, self.columns, self.label_values)
         kwargs = {k: v for k, v in self.node.items() if k not in ENGINE_KEYS}
-        est = build_estimator(kwargs, self.key, **_random_state_kwarg(kwargs, random_state))
+        with allowed_targets(self.allowed):
+            est = build_estimator(kwargs, self.key, **_random_state_kwarg(kwargs, random_state))
         if self.preprocessing is None:
             return est
         from sklearn.pipeline import Pipeline
@@ -361,7 +408,7 @@ def model_recipe(node: Mapping[str, Any], key: str, source, launch_dir=None) -> 
         raise ConfigError(f"{key}._target_", "missing: name the estimator class to build")
     check_target(str(target), key)
     pre = preprocessing_for(node, key, source.features, default=table, impute=impute)
-    recipe = ModelRecipe(key=key, node=node, preprocessing=pre)
+    recipe = ModelRecipe(key=key, node=node, preprocessing=pre, allowed=_EXTRA_TARGETS.get())
     recipe.build()  # validates the parameters under the config key
     return recipe
 

@@ -25,6 +25,26 @@ How the halves are drawn (see :func:`halves`):
   same classes as the target.
 - No two models share a half: a pair whose first half was already used is redrawn.
 
+The cache (``<cache_dir>/<key>.npz``, see :func:`train_reference_models`):
+
+- An entry holds arrays only, written with ``numpy.savez`` (to a temporary file, then renamed
+  into place) and read with ``numpy.load(..., allow_pickle=False)``: reading one cannot run
+  code. The arrays are the key, the format (:data:`CACHE_FORMAT`), the halves (bool), the
+  probabilities (float64), the class labels (numeric, or unicode strings for object labels)
+  and an integrity tag. Fitted models are never cached (they could only be pickled). Files of
+  the old pickle format (``<key>.joblib``) are never opened, nor deleted.
+- The tag is an HMAC-SHA256 over the name, dtype, shape and exact bytes of every other array
+  (:func:`entry_tag`), keyed by a 32-byte random secret kept outside the cache directory, in
+  ``$MIA_ENGINE_SECRET_FILE`` or else ``$XDG_CONFIG_HOME/mia-engine/cache.secret``
+  (``~/.config`` without XDG_CONFIG_HOME), created on first use with mode 0600
+  (:func:`load_secret`). An entry whose tag, key, format, shapes, dtypes, halves or classes do
+  not match is a miss, with a one-line warning, and is overwritten by the retrained result. A
+  secret that cannot be read or created disables the cache for the run, with one warning.
+- Whoever holds the secret can write entries this engine will trust, so sharing a cache
+  directory between users means sharing the secret file with them: everyone who holds it is
+  trusted with the results. Anyone who can write to the cache directory but lacks the secret
+  can delete entries (forcing retraining) but neither forge results nor run code.
+
 Heavy libraries (scikit-learn, joblib, tqdm) are imported inside the functions.
 """
 
@@ -49,7 +69,7 @@ from .errors import ConfigError
 log = logging.getLogger("mia_engine")
 
 #: Bumped when the layout of a cache entry changes, so old entries stop matching.
-CACHE_FORMAT = "mia-engine-reference-v1"
+CACHE_FORMAT = "mia-engine-reference-v2"
 
 #: The joblib backend used unless the caller names one. Measured on 2 cores (64 SVC models with
 #: probability=True on 250 pool rows, each queried on 600 rows; ranges over 6 fresh processes):
@@ -398,44 +418,217 @@ def _prepare_cache_dir(cache_dir) -> Path:
     return path
 
 
-def _load_entry(path: Path, key: str, masks: np.ndarray, n_query: int, classes: np.ndarray):
-    """The verified entry at ``path``; None if absent; raises ValueError (or whatever loading raised)
-    when the file is unusable."""
-    import joblib
+#: The environment variable naming the cache secret's file (see :func:`secret_path`).
+SECRET_ENV = "MIA_ENGINE_SECRET_FILE"
+#: The size of the cache secret, in bytes.
+SECRET_BYTES = 32
+#: The arrays of a cache entry besides its tag, in the order the tag covers them.
+ENTRY_ARRAYS = ("key", "format", "in_mask", "probabilities", "classes")
+_TAG = "tag"
+_TAG_DOMAIN = b"mia-engine reference cache entry\0"
+#: Room for the .npy headers and zip bookkeeping of an entry beyond its arrays' bytes.
+_ENTRY_SLACK = 64 * 1024
 
-    if not path.exists():
+# Problems with the secret already warned about, so a run (up to one call per pool) warns once.
+_secret_warnings: set[str] = set()
+
+
+def secret_path() -> Path:
+    """Where the cache secret lives: ``$MIA_ENGINE_SECRET_FILE`` if set, else
+    ``$XDG_CONFIG_HOME/mia-engine/cache.secret`` (``XDG_CONFIG_HOME`` defaulting to ``~/.config``)."""
+    named = os.environ.get(SECRET_ENV)
+    if named:
+        return Path(named).expanduser()
+    config = os.environ.get("XDG_CONFIG_HOME")
+    base = Path(config) if config and os.path.isabs(config) else Path.home() / ".config"
+    return base / "mia-engine" / "cache.secret"
+
+
+def _read_secret(path: Path) -> bytes:
+    # A secret written without os.link (see load_secret) may be read while its writer is still
+    # writing it: wait briefly for the whole of it before calling the file bad.
+    data = b""
+    for attempt in range(20):
+        with open(path, "rb") as f:
+            data = f.read(SECRET_BYTES + 1)
+        if len(data) >= SECRET_BYTES:
+            break
+        time.sleep(0.05)
+    if len(data) != SECRET_BYTES:
+        raise ValueError(f"it holds {'more than ' if len(data) > SECRET_BYTES else ''}"
+                         f"{min(len(data), SECRET_BYTES)} bytes, expected exactly {SECRET_BYTES}")
+    return data
+
+
+def load_secret(path: Path | str | None = None) -> bytes:
+    """The cache secret: read from ``path`` (default :func:`secret_path`), or created there.
+
+    A new secret is :data:`SECRET_BYTES` random bytes in a file of mode 0600 (its directory is
+    created with mode 0700). It is written to a temporary file beside ``path`` and linked into
+    place, which fails if ``path`` appeared meanwhile: then, as whenever the file exists, the
+    secret already there is used, so processes racing to create it all end up with one secret.
+    Where hard links are not supported the file is created with ``O_EXCL`` instead. Raises
+    OSError (or ValueError: a file that does not hold exactly :data:`SECRET_BYTES` bytes) when
+    the secret can be neither read nor created.
+    """
+    import secrets
+
+    path = secret_path() if path is None else Path(path)
+    try:
+        return _read_secret(path)
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    secret = secrets.token_bytes(SECRET_BYTES)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # mode 0600
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(secret)
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(tmp, path)  # atomic, and never replaces an existing file
+            return secret
+        except FileExistsError:
+            return _read_secret(path)
+        except OSError:
+            pass  # no hard links here (some network and FUSE file systems)
+    finally:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return _read_secret(path)
+    with os.fdopen(fd, "wb") as f:
+        f.write(secret)
+        f.flush()
+        os.fsync(f.fileno())
+    return secret
+
+
+def _cache_secret(cache_dir: Path) -> bytes | None:
+    """The secret that signs the entries in ``cache_dir``, or None (with one warning) if there is none to use."""
+    where: Any = f"${SECRET_ENV}"
+    try:
+        where = secret_path()
+        inside = where.resolve()
+        if inside == cache_dir.resolve() or cache_dir.resolve() in inside.parents:
+            raise ValueError(f"it lies inside the cache directory {cache_dir}; keep it elsewhere "
+                             f"(${SECRET_ENV})")
+        return load_secret(where)
+    except Exception as e:
+        reason = " ".join(f"{type(e).__name__}: {e}".split())
+        message = f"cannot use the cache secret {where} ({reason})"
+        if message not in _secret_warnings:
+            _secret_warnings.add(message)
+            log.warning("reference models: %s; the reference cache is disabled for this run", message)
         return None
-    entry = joblib.load(path)
-    if not isinstance(entry, dict) or entry.get("key") != key:
+
+
+def _storable_classes(classes: np.ndarray) -> np.ndarray:
+    """``classes`` as an array that is saved without pickling: object labels (strings from a
+    table) become unicode ``"<type>:<value>"`` strings, so ``1`` and ``"1"`` stay apart."""
+    classes = np.asarray(classes)
+    if not classes.dtype.hasobject:
+        return classes
+    return np.array([f"{type(v).__name__}:{v}" for v in classes.tolist()], dtype=str).reshape(classes.shape)
+
+
+def _entry_arrays(key: str, in_mask: np.ndarray, probabilities: np.ndarray, classes: np.ndarray) -> dict:
+    return {"key": np.array(key, dtype=str), "format": np.array(CACHE_FORMAT, dtype=str),
+            "in_mask": np.asarray(in_mask, dtype=bool), "probabilities": np.asarray(probabilities, dtype=np.float64),
+            "classes": _storable_classes(classes)}
+
+
+def entry_tag(secret: bytes, arrays: Mapping[str, np.ndarray]) -> bytes:
+    """The HMAC-SHA256, keyed by ``secret``, of the arrays :data:`ENTRY_ARRAYS` of a cache entry:
+    each one's name, dtype, shape and exact bytes (C order), every part length-prefixed."""
+    import hmac
+
+    mac = hmac.new(secret, _TAG_DOMAIN, hashlib.sha256)
+    for name in ENTRY_ARRAYS:
+        a = np.asarray(arrays[name])
+        header = json.dumps({"name": name, "dtype": a.dtype.str, "shape": list(a.shape)},
+                            sort_keys=True).encode("utf-8")
+        data = np.ascontiguousarray(a).tobytes()
+        for part in (header, data):
+            mac.update(len(part).to_bytes(8, "big"))
+            mac.update(part)
+    return mac.digest()
+
+
+def _expect(arrays: Mapping[str, np.ndarray], name: str, dtype: np.dtype | None, shape: tuple | None,
+            what: str) -> np.ndarray:
+    a = arrays[name]
+    if dtype is not None and a.dtype != dtype:
+        raise ValueError(f"the stored {what} have dtype {a.dtype.str}, expected {np.dtype(dtype).str}")
+    if shape is not None and a.shape != tuple(shape):
+        raise ValueError(f"the stored {what} have shape {a.shape}, expected {tuple(shape)}")
+    return a
+
+
+def _load_entry(path: Path, key: str, secret: bytes, masks: np.ndarray, n_query: int, classes: np.ndarray):
+    """The verified entry at ``path``; None if absent; raises ValueError (or whatever reading raised)
+    when the file is unusable. The file is read with ``allow_pickle=False``: it cannot run code."""
+    import hmac
+
+    if not os.path.lexists(path):
+        return None
+    if not path.is_file():
+        raise ValueError("it is not a regular file")
+    expected = {"in_mask": (np.dtype(bool), masks.shape),
+                "probabilities": (np.dtype(np.float64), (masks.shape[0], n_query, len(classes)))}
+    stored_classes_expected = _storable_classes(classes)
+    budget = (masks.size + 8 * masks.shape[0] * n_query * len(classes) + stored_classes_expected.nbytes
+              + 4 * (len(key) + len(CACHE_FORMAT)) + SECRET_BYTES + _ENTRY_SLACK)
+    loaded = np.load(path, allow_pickle=False)
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        raise ValueError("it is not an .npz archive")
+    with loaded:
+        names = sorted(loaded.files)
+        if names != sorted((*ENTRY_ARRAYS, _TAG)):
+            raise ValueError(f"it holds the arrays {names}, expected {sorted((*ENTRY_ARRAYS, _TAG))}")
+        size = sum(info.file_size for info in loaded.zip.infolist())
+        if size > budget:
+            raise ValueError(f"it unpacks to {size} bytes, more than an entry of this shape needs ({budget})")
+        arrays = {name: loaded[name] for name in names}  # object arrays raise: no pickle is loaded
+    for name in ("key", "format"):
+        if arrays[name].dtype.kind != "U" or arrays[name].shape != ():
+            raise ValueError(f"the stored {name} is not a string")
+    if str(arrays["key"]) != key:
         raise ValueError("the stored key does not match")
-    in_mask = np.asarray(entry["in_mask"])
-    proba = np.asarray(entry["probabilities"])
-    stored_classes = np.asarray(entry["classes"])
-    if in_mask.dtype != bool or in_mask.shape != masks.shape or not np.array_equal(in_mask, masks):
-        raise ValueError(f"the stored halves (shape {in_mask.shape}) do not match")
-    if stored_classes.shape != classes.shape or not np.array_equal(stored_classes, classes):
+    if str(arrays["format"]) != CACHE_FORMAT:
+        raise ValueError(f"the stored format {str(arrays['format'])!r} is not {CACHE_FORMAT!r}")
+    tag = arrays[_TAG]
+    if tag.dtype != np.uint8 or tag.shape != (SECRET_BYTES,) or \
+            not hmac.compare_digest(tag.tobytes(), entry_tag(secret, arrays)):
+        raise ValueError("the integrity tag does not match: the entry was altered or written with another secret")
+    in_mask = _expect(arrays, "in_mask", *expected["in_mask"], "halves")
+    if not np.array_equal(in_mask, masks):
+        raise ValueError("the stored halves do not match")
+    stored_classes = _expect(arrays, "classes", stored_classes_expected.dtype, stored_classes_expected.shape,
+                             "classes")
+    if stored_classes.tobytes() != np.ascontiguousarray(stored_classes_expected).tobytes():
         raise ValueError("the stored classes do not match")
-    if proba.shape != (masks.shape[0], n_query, len(classes)):
-        raise ValueError(f"the stored probabilities have shape {proba.shape}, expected "
-                         f"{(masks.shape[0], n_query, len(classes))}")
-    models = entry.get("models")
-    if models is not None and len(models) != masks.shape[0]:
-        raise ValueError(f"the entry stores {len(models)} models, expected {masks.shape[0]}")
-    return {"in_mask": in_mask, "probabilities": proba, "classes": stored_classes, "models": models}
+    proba = _expect(arrays, "probabilities", *expected["probabilities"], "probabilities")
+    return {"in_mask": in_mask, "probabilities": proba}
 
 
-def _write_entry(path: Path, entry: dict) -> bool:
-    """Write ``entry`` to ``path`` atomically (temp file in the same directory, then rename)."""
-    import joblib
-
+def _write_entry(path: Path, arrays: Mapping[str, np.ndarray], secret: bytes) -> bool:
+    """Write ``arrays`` and their tag to ``path`` as an .npz, atomically (temp file in the same
+    directory, then rename)."""
     tmp = None
     try:
+        tag = np.frombuffer(entry_tag(secret, arrays), dtype=np.uint8)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem[:16]}.", suffix=".tmp")
-        os.close(fd)
-        joblib.dump(entry, tmp)
+        with os.fdopen(fd, "wb") as f:  # a file object: savez would append .npz to a name
+            np.savez(f, **arrays, **{_TAG: tag})
         os.replace(tmp, path)
         return True
-    except Exception as e:  # keep the trained models even if the cache cannot take them
+    except Exception as e:  # keep the trained result even if the cache cannot take it
         log.warning("reference models: could not write the cache file %s: %s", path, e)
         if tmp is not None:
             try:
@@ -474,12 +667,14 @@ def train_reference_models(model, model_key: str, X_pool, y_pool, X_extra=None, 
     False never. Either way one INFO line is logged (logger ``mia_engine``) when training starts
     and one with the wall time when it ends.
 
-    ``cache_dir``: if given, the result is looked up as ``<cache_dir>/<key>.joblib`` and stored
-    there after training. The key (:func:`cache_key`) covers ``cache_parts`` (whatever else the
-    caller wants the entry tied to), the model node, ``n_models``, ``seed``, the mia-engine,
-    scikit-learn and NumPy versions and the exact data. A file that fails to load or verify is
-    rebuilt with a warning; a file that cannot be written is only a warning. Cache files are
-    pickles: keep the directory private to people whose files you would run.
+    ``cache_dir``: if given, the result is looked up as ``<cache_dir>/<key>.npz`` and stored
+    there after training (see "The cache" in the module docstring). The key (:func:`cache_key`)
+    covers ``cache_parts`` (whatever else the caller wants the entry tied to), the model node,
+    ``n_models``, ``seed``, the mia-engine, scikit-learn and NumPy versions and the exact data.
+    A file that fails to load or verify is retrained and overwritten, with a warning; a file that
+    cannot be written is only a warning; without a usable secret the cache is skipped, with a
+    warning. Only arrays are cached, never fitted models: with ``keep_models`` the models are
+    always trained (an existing entry is then only checked, and written if missing or bad).
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         # None would draw fresh halves on every call under one cache key
@@ -519,23 +714,31 @@ def train_reference_models(model, model_key: str, X_pool, y_pool, X_extra=None, 
         parts["__train_size__"] = sized  # halves keep the keys they always had
     key = cache_key(described, n_models, seed, X_pool, y_pool, X_extra, parts)
 
-    path = None
+    path = secret = None
+    write = False
     if cache_dir is not None:
-        path = _prepare_cache_dir(cache_dir) / f"{key}.joblib"
+        directory = _prepare_cache_dir(cache_dir)
+        secret = _cache_secret(directory)
+    if secret is not None:
+        path = directory / f"{key}.npz"
+        legacy = directory / f"{key}.joblib"
+        if os.path.lexists(legacy):  # never loaded: unpickling runs code
+            log.warning("reference models: ignoring %s: cache entries are no longer read from pickle files "
+                        "(it was not opened)", legacy)
         try:
-            entry = _load_entry(path, key, masks, X_query.shape[0], classes)
+            entry = _load_entry(path, key, secret, masks, X_query.shape[0], classes)
         except Exception as e:
-            log.warning("reference models: ignoring the unusable cache file %s (%s: %s); retraining",
-                        path, type(e).__name__, e)
+            reason = " ".join(f"{type(e).__name__}: {e}".split())
+            log.warning("reference models: ignoring the unusable cache file %s (%s); retraining", path, reason)
             entry = None
-        if entry is not None and keep_models and entry["models"] is None:
-            log.info("reference models: the cache entry %s holds no fitted models; retraining to keep them", path)
-            entry = None
-        if entry is not None:
+        write = entry is None
+        if entry is not None and keep_models:
+            log.info("reference models: the cache entry %s holds no fitted models (they are never cached); "
+                     "retraining to keep them", path)
+        elif entry is not None:
             log.info("reference models: cache hit %s", path)
             return ReferenceSet(in_mask=entry["in_mask"], probabilities=entry["probabilities"],
-                                classes=entry["classes"], key=key, from_cache=True,
-                                models=list(entry["models"]) if keep_models else None)
+                                classes=classes, key=key, from_cache=True, models=None)
 
     # Fail in the caller's process, with the config key, before any worker starts.
     from .models import require_probabilities
@@ -552,8 +755,7 @@ def train_reference_models(model, model_key: str, X_pool, y_pool, X_extra=None, 
     elapsed = time.perf_counter() - start
     log.info("trained %d reference models in %.2f s", n_models, elapsed)
 
-    if path is not None:
-        _write_entry(path, {"key": key, "format": CACHE_FORMAT, "in_mask": masks, "probabilities": probabilities,
-                            "classes": classes, "models": models})
+    if write:
+        _write_entry(path, _entry_arrays(key, masks, probabilities, classes), secret)
     return ReferenceSet(in_mask=masks, probabilities=probabilities, classes=classes, key=key, from_cache=False,
                         models=models)

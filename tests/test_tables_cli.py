@@ -62,6 +62,13 @@ def test_table_run_keeps_rows_local_and_logs_what_was_audited(tmp_path, patients
     text = json.dumps([i.dataset.to_dictionary() for i in run.inputs.dataset_inputs]) + json.dumps(
         run.data.params) + json.dumps(run.data.tags)
     assert "P0007" not in text and "P0123" not in text
+    # The named record's id is a real person's: not in params, tags, the run name or the logged
+    # config (its name, p5, is; the local resolved_config.yaml keeps everything).
+    logged = Path(client.download_artifacts(run.info.run_id, "config/resolved_config.yaml", str(tmp_path)))
+    assert "P0005" not in text + run.info.run_name + logged.read_text()
+    assert run.data.params["data.target_record.id"] == "<redacted: tracking.log_datasets=false>"
+    assert run.data.params["data.target_record.name"] == "p5" and "P0005" in (out / "resolved_config.yaml").read_text()
+    assert not any(a.startswith("hydra/") for a in arts)
     # The release record: logged, every data file hashed in the manifest, no row in the report.
     assert {"report/report.html", "report/report.json", "report/manifest.json"} <= arts
     manifest = json.loads((out / "report" / "manifest.json").read_text())
@@ -96,6 +103,9 @@ def test_opting_in_logs_rows_models_and_scores(tmp_path, patients_csv):
     rows = (out / "data" / "target_train.csv").read_text().splitlines()
     assert rows[0] == "id,age,smoker,region,bmi,label"
     assert rows[-1].startswith("P0005,") and len(rows) == 201     # header, 199 train rows, P0005 last
+    # Logging the datasets logs the named record's id with the config, too.
+    run = client.get_run(summary["mlflow"]["run_id"])
+    assert run.data.params["data.target_record.id"] == "P0005" and "hydra/config.yaml" in arts
 
 
 @pytest.mark.parametrize("args,words", [

@@ -112,6 +112,7 @@ class ScenarioPlan:
     risk: Any = None                # mia_engine.verdict.RiskThresholds: the verdict's thresholds
     # report.subgroups, checked: {"by_class": bool, "columns": (feature index, name)..., "loss_bins": int}
     subgroups: Mapping[str, Any] | None = None
+    allowed_targets: tuple = ()     # security.allowed_targets: further estimator classes a config may name
 
     @property
     def shadow_key(self) -> str:
@@ -120,6 +121,12 @@ class ScenarioPlan:
     def build_estimators(self):
         """Fresh, unfitted (target model, shadow model, attacks), each seeded from the config.
         A saved target comes fitted (``target_recipe.fitted``) and is returned as it is."""
+        from ..models import allowed_targets
+
+        with allowed_targets(self.allowed_targets):
+            return self._build_estimators()
+
+    def _build_estimators(self):
         from ..attacks import build_attacks
         from ..models import random_state_from, require_probabilities
 
@@ -266,7 +273,7 @@ def prepare_scenario(cfg: Mapping[str, Any], launch_dir: Path | None = None, ris
     ``audit``, ``risk``, ``report``). Raises :class:`ConfigError` naming the first bad key; draws
     and fits nothing. ``launch_dir`` roots relative data paths and the default reference-model
     cache; ``risk_name`` is the risk file's name, quoted with the verdict."""
-    from ..models import model_recipe
+    from ..models import allowed_targets, check_allowed_targets, model_recipe
     from ..verdict import risk_thresholds
 
     shadow = cfg["shadow"]
@@ -278,11 +285,13 @@ def prepare_scenario(cfg: Mapping[str, Any], launch_dir: Path | None = None, ris
     y_shadow = source.attacker_labels()
     split_shadow(np.arange(len(y_shadow)), y_shadow, shadow)
 
-    target_recipe = model_recipe(cfg["model"], "model", source, launch_dir)
-    if shadow.get("model") is not None:
-        shadow_recipe = model_recipe(shadow["model"], "shadow.model", source, launch_dir)
-    else:
-        shadow_recipe = target_recipe
+    allowed = check_allowed_targets((cfg.get("security") or {}).get("allowed_targets"))
+    with allowed_targets(allowed):
+        target_recipe = model_recipe(cfg["model"], "model", source, launch_dir)
+        if shadow.get("model") is not None:
+            shadow_recipe = model_recipe(shadow["model"], "shadow.model", source, launch_dir)
+        else:
+            shadow_recipe = target_recipe
     attack_node = cfg["attack"]
     reference_node = cfg.get("reference") or {}
 
@@ -318,7 +327,7 @@ def prepare_scenario(cfg: Mapping[str, Any], launch_dir: Path | None = None, ris
             cache_dir = Path(launch_dir) / ".mia_cache" / "reference"
     plan = ScenarioPlan(source, shadow, target_recipe, shadow_recipe, attack_node, reference_node,
                         bool(audit_cfg.get("enabled")), n_nonmembers, fpr_levels, base_rate, cache_dir,
-                        source.identity(), duplicates, min_cell, rules, thresholds, subgroups)
+                        source.identity(), duplicates, min_cell, rules, thresholds, subgroups, allowed)
     _, _, attacks = plan.build_estimators()  # validates the models' and the attacks' parameters
 
     rec = source.target_record
