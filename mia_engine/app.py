@@ -290,10 +290,10 @@ def config_hash(resolved: Mapping[str, Any]) -> str:
 
 def default_objectives(summary: Mapping[str, Any]) -> list[str]:
     """``objectives: null``: the individual's score when there is one, else the strongest
-    attack's AUC, else nothing."""
+    attack's AUC as leakage (max(AUC, 1 - AUC): a reliably wrong attack leaks too), else nothing."""
     if (summary.get("target_record") or {}).get("score") is not None:
         return ["target_record.score"]
-    return ["attack.auc"] if "attack" in summary else []
+    return ["attack.auc_leakage"] if "attack" in summary else []
 
 
 def objective_values(summary: Mapping[str, Any], keys: list[str] | None) -> float | list[float] | None:

@@ -50,6 +50,8 @@ class AttackMetrics:
         """
         out: dict[str, float | int | bool | None] = {
             "auc": _plain(self.auc),
+            # An attack reliably wrong leaks as much as one as reliably right: 0.4 as 0.6.
+            "auc_leakage": _plain(max(self.auc, 1.0 - self.auc)),
             "auc_ci_low": _plain(self.auc_ci[0]),
             "auc_ci_high": _plain(self.auc_ci[1]),
             "auc_pvalue": _plain(self.auc_pvalue),

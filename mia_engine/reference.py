@@ -448,7 +448,7 @@ def _read_secret(path: Path) -> bytes:
     # A secret written without os.link (see load_secret) may be read while its writer is still
     # writing it: wait briefly for the whole of it before calling the file bad.
     data = b""
-    for attempt in range(20):
+    for _ in range(10):
         with open(path, "rb") as f:
             data = f.read(SECRET_BYTES + 1)
         if len(data) >= SECRET_BYTES:

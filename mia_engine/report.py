@@ -35,6 +35,8 @@ def format_report(summary: Mapping[str, Any], model: str, output_dir: str, data_
             truth = (f"; truly {'a member' if rec['is_member'] else 'not a member'}: the attacker is "
                      f"{'RIGHT' if rec['correct'] else 'WRONG'}")
         rows.append(("verdict", f"predicted {verdict}{truth}"))
+        rows += [("caution", r["text"]) for r in _notes(summary) if r["check"] == "individual"
+                 and r["subject"] == rec["name"]]
     for name, probe in (summary.get("probe_records") or {}).items():
         rows.append((name, f"target probabilities {_probs(labels, probe['probabilities'], 2)}"))
     attacks = summary.get("attacks") or {}
@@ -67,6 +69,8 @@ def format_report(summary: Mapping[str, Any], model: str, output_dir: str, data_
                      + ("; † fewer non-members than 1/FPR: the TPR is at FPR 0" if any(
                          k.endswith("_resolved") for x in attacks.values() for k in x) else "")
                      + ("; * strongest attack an attacker could run" if len(attacks) > 1 else "")))
+    rows += [("caution", r["text"]) for r in _notes(summary) if r["check"] == "audit"
+             and str(r["subject"]).startswith("class=")]
     rows += _check_rows(summary.get("checks") or {})
     t = summary["target"]
     fresh = "n/a" if t["test_accuracy"] is None else f"{t['test_accuracy']:.3f}"
@@ -137,3 +141,8 @@ def _subgroup_rows(sub: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [("subgroups", f"most exposed of {len(sub['slices'])} slices ({sub['attack']}): {top['by']} = "
                           f"{top['value']}, AUC {top['auc']:.3f}{tpr} ({top['n_members']} members, "
                           f"{top['n_nonmembers']} non-members); {sub.get('n_small', 0)} small slice(s) flagged")]
+
+
+def _notes(summary: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The verdict's notes (plain words on what a figure does not mean)."""
+    return [r for r in (summary.get("verdict") or {}).get("reasons", ()) if r["outcome"] == "note"]

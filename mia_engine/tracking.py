@@ -10,6 +10,13 @@
 - :meth:`RunTracker.log_datasets` records WHAT was audited (name, source, digest, context, row
   count, column kinds, a small profile) through MLflow's dataset tracking; no row is ever logged.
 
+Robustness: an embedded SQLite store is checked for writability before MLflow touches it (a
+read-only store fails in a second, not after minutes of retries) and is created under an
+exclusive lock on ``<db>.lock`` (parallel first runs would race on its schema). Every run is
+tagged with its owner (``mia.host``, ``mia.pid``, ``mia.pid_start``); a run left RUNNING by a
+process that is gone is closed FAILED by the next run on the same host
+(``mia.closed_reason=process gone``).
+
 ``mlflow`` itself is imported lazily, so ``tracking=none`` runs never pay for it.
 """
 
@@ -18,10 +25,15 @@ from __future__ import annotations
 import atexit
 import functools
 import json
+import logging
 import numbers
 import os
 import re
+import signal
+import socket
 import subprocess
+import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
@@ -30,9 +42,15 @@ from hydra.experimental.callback import Callback
 
 from .errors import AbortSweep, MiaEngineError, TrackingError
 
+log = logging.getLogger("mia_engine")
+
 PARENT_RUN_FILE = "mlflow_parent_run.json"
 PARENT_TAG = "mlflow.parentRunId"
 VERDICT_TAG = "mia.verdict"       # do_not_release | needs_review | no_evidence
+HOST_TAG, PID_TAG, PID_START_TAG = "mia.host", "mia.pid", "mia.pid_start"  # the process that owns a run
+CLOSED_REASON_TAG = "mia.closed_reason"
+PROCESS_GONE = "process gone"
+STORE_LOCK_TIMEOUT = 300.0  # seconds to wait for another process creating the SQLite store
 _MAX_PARAM_LENGTH = 6000  # MLflow 3's limit on a param value
 _BATCH = 100  # MLflow's limit on params per log_batch call
 
@@ -64,6 +82,173 @@ def _local_artifact_root(uri: str) -> str | None:
         if str(db) != ":memory:":
             return (db.parent / "mlruns").resolve().as_uri()
     return None
+
+
+def _sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` URI (None for other stores and in-memory SQLite)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///"):].split("?", 1)[0]
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return None
+    return Path(path)
+
+
+def check_store_writable(uri: str) -> None:
+    """A SQLite store must be writable before MLflow opens it: its directory (SQLite writes its
+    journal there, and creates the file on first use) and the file when it exists. Otherwise a
+    one-line :class:`TrackingError` at once (MLflow itself retries for minutes)."""
+    db = _sqlite_path(uri)
+    if db is None:
+        return
+    where = f"tracking.uri: the SQLite store {db}"
+    try:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise TrackingError(f"{where} cannot be created: {e.strerror or e} ({e.filename or db.parent})") from None
+    if not os.access(db.parent, os.W_OK | os.X_OK):
+        raise TrackingError(f"{where} cannot be written: its directory {db.parent} is not writable") from None
+    if db.is_dir():
+        raise TrackingError(f"{where} is a directory, not a database file") from None
+    if db.exists() and not os.access(db, os.R_OK | os.W_OK):
+        raise TrackingError(f"{where} cannot be written: the file is read-only") from None
+
+
+@contextmanager
+def _store_lock(uri: str, timeout: float = STORE_LOCK_TIMEOUT) -> Iterator[None]:
+    """An exclusive lock on ``<db>.lock`` while MLflow creates or upgrades a SQLite store and its
+    experiment: without it, processes starting together race on the schema (``table
+    _alembic_tmp_experiments already exists``). Other stores, or no ``fcntl``: no lock."""
+    db = _sqlite_path(uri)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX
+        fcntl = None
+    if db is None or fcntl is None:
+        yield
+        return
+    try:
+        fd = os.open(f"{db}.lock", os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError:
+        yield  # cannot create the lock file: go on unlocked (writability is checked separately)
+        return
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise TrackingError(f"tracking.uri: the SQLite store {db} stayed locked by another process "
+                                        f"for {timeout:.0f} s ({db}.lock)") from None
+                time.sleep(0.05)
+            except OSError:  # no locking on this file system (ENOLCK)
+                break
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _open_client(uri: str):
+    """An ``MlflowClient`` whose store is open (and, for SQLite, created under the store lock)."""
+    from mlflow.tracking import MlflowClient
+
+    check_store_writable(uri)
+    with _store_lock(uri):
+        client = MlflowClient(tracking_uri=uri)  # creates (or checks) the database: once per process
+        client._tracking_client.store
+    return client
+
+
+# ---------------------------------------------------------------------------------------------
+# Run owners: which process on which host holds a run open
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def process_start(pid: int) -> str | None:
+    """An identifier of ``pid``'s start (boot id and start time in clock ticks from
+    ``/proc/<pid>/stat`` field 22, or psutil's create time), so that a reused pid is not taken
+    for the process that owned a run. None when the process does not exist or it is unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2:].split()  # field 3 onwards (the name may hold spaces)
+        return f"{_boot_id()}:{fields[19]}"
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        import psutil
+    except ImportError:
+        return None
+    try:
+        return f"psutil:{psutil.Process(pid).create_time():.3f}"
+    except Exception:
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def _hostname() -> str:
+    return socket.gethostname()
+
+
+def owner_tags(pid: int | None = None) -> dict[str, str]:
+    """``mia.host``, ``mia.pid`` and ``mia.pid_start`` of the process owning a run (this one)."""
+    pid = os.getpid() if pid is None else pid
+    tags = {HOST_TAG: _hostname(), PID_TAG: str(pid)}
+    start = process_start(pid)
+    if start:
+        tags[PID_START_TAG] = start
+    return tags
+
+
+def process_alive(pid: int, start: str | None) -> bool:
+    """Whether process ``pid`` exists and, when ``start`` was recorded, is the same process."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, another user's
+    except OSError:
+        return True  # cannot tell: leave the run alone
+    if start:
+        now = process_start(pid)
+        if now is not None and now != start:
+            return False  # the pid was reused by another process
+    return True
+
+
+def close_stale_runs(client, experiment_id: str) -> list[str]:
+    """Close FAILED the RUNNING runs of ``experiment_id`` owned by processes of this host that are
+    gone (tagged ``mia.closed_reason=process gone``); one query when there are none."""
+    host = _hostname().replace("'", "")
+    found = client.search_runs([experiment_id], max_results=1000,
+                               filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'")
+    closed = []
+    for run in found:
+        tags = run.data.tags
+        try:
+            pid = int(tags.get(PID_TAG, ""))
+        except ValueError:
+            continue
+        if process_alive(pid, tags.get(PID_START_TAG)):
+            continue
+        from mlflow.entities import RunTag
+
+        client.log_batch(run.info.run_id, tags=[RunTag(CLOSED_REASON_TAG, PROCESS_GONE)])
+        client.set_terminated(run.info.run_id, "FAILED")
+        closed.append(run.info.run_id)
+    if closed:
+        log.info("tracking: closed %d run(s) left RUNNING by processes that are gone as FAILED: %s",
+                 len(closed), ", ".join(closed))
+    return closed
 
 
 def _configure_mlflow(cfg: Mapping[str, Any]) -> None:
@@ -163,14 +348,19 @@ class RunTracker:
     @classmethod
     def start(cls, tracking: Mapping[str, Any], launch_dir: Path, run_name: str,
               tags: Mapping[str, str] | None = None, parent_run_id: str | None = None) -> "RunTracker":
+        """Create the run. ``tags`` may name its owner (:func:`owner_tags`; by default this
+        process). Runs of this host's experiment left RUNNING by dead processes are closed first."""
         uri = resolve_tracking_uri(tracking.get("uri"), launch_dir)
         _configure_mlflow(tracking)
         with _guard(uri, "connecting"):
-            from mlflow.tracking import MlflowClient
-
-            client = MlflowClient(tracking_uri=uri)
-            experiment_id = _experiment_id(client, tracking["experiment_name"], uri)
-            all_tags = {k: str(v) for k, v in (tags or {}).items() if v is not None}
+            client = _open_client(uri)
+            with _store_lock(uri):
+                experiment_id = _experiment_id(client, tracking["experiment_name"], uri)
+            try:
+                close_stale_runs(client, experiment_id)
+            except Exception as e:  # tidying up is never worth failing a run for
+                log.debug("tracking: could not look for stale runs: %s", e)
+            all_tags = {**owner_tags(), **{k: str(v) for k, v in (tags or {}).items() if v is not None}}
             if parent_run_id:
                 all_tags[PARENT_TAG] = parent_run_id
             run = client.create_run(experiment_id, run_name=run_name, tags=all_tags)
@@ -238,12 +428,22 @@ class RunTracker:
             self.client.set_terminated(self.run_id, status)
         self.closed = True
 
-    def fail_quietly(self) -> None:
-        """Close the run as FAILED; used while another error is already on its way out."""
+    def fail_quietly(self, reason: str | None = None) -> None:
+        """Close the run as FAILED (tagged ``mia.closed_reason=<reason>`` when given); used while
+        another error is already on its way out."""
+        if self.closed:
+            return
+        try:
+            if reason:
+                self.set_tags({CLOSED_REASON_TAG: reason})
+        except TrackingError:
+            pass
         try:
             self.finish("FAILED")
         except TrackingError:
             pass
+        else:
+            _note_failed(self.run_id)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -373,10 +573,35 @@ def _log_and_finish(tracker: RunTracker, params: Mapping[str, Any], metrics: Map
 
 def _fork_is_safe() -> bool:
     """Fork only a fresh, single-threaded process: no MLflow state (SQLAlchemy pools) to inherit."""
-    import sys
     import threading
 
     return hasattr(os, "fork") and "mlflow" not in sys.modules and threading.active_count() == 1
+
+
+# Runs this process closed FAILED (directly or through its helper), for the interruption message.
+_FAILED_RUNS: list[str] = []
+
+
+def _note_failed(run_id: str | None) -> None:
+    if run_id and run_id not in _FAILED_RUNS:
+        _FAILED_RUNS.append(run_id)
+
+
+# Sessions with a run that may still be open, so an interruption can close them.
+_LIVE_SESSIONS: list["TrackingSession"] = []
+
+
+def close_open_runs() -> list[str]:
+    """Close FAILED every run this process still holds open (a job's session, a sweep's parent)
+    and return the ids of all runs it closed FAILED; for an interrupted command."""
+    for session in list(_LIVE_SESSIONS):
+        try:
+            session.abandon()
+        except BaseException:  # noqa: BLE001 - best effort on the way out
+            pass
+    for parent in list(SweepParentRun.active):
+        parent._close_failed()
+    return list(_FAILED_RUNS)
 
 
 class TrackingSession:
@@ -387,6 +612,11 @@ class TrackingSession:
     import and store set-up cost more than the tutorial's whole computation), then creates,
     logs and closes the run on request. Otherwise the same happens in-process.
 
+    The helper dies with the job: it asks the kernel for SIGTERM when its parent dies (Linux),
+    holds only its own end of the pipe (so the job's death is an end of file), and checks its
+    parent process besides. On any of these it closes the run FAILED (``mia.closed_reason=
+    process gone``). It ignores SIGINT: on Ctrl-C the job decides (and asks it to close the run).
+
     ``open()`` asks for the run to be created and returns at once; ``wait_open()`` waits for
     it (:class:`TrackingError` if the store cannot be reached) and sets ``run_id``,
     ``experiment_id`` and ``uri``. ``log_and_finish()`` logs everything (params, metrics,
@@ -395,20 +625,25 @@ class TrackingSession:
 
     def __init__(self, tracking: Mapping[str, Any], launch_dir: Path, run_name: str,
                  tags: Mapping[str, Any], parent_run_id: str | None):
-        self._args = (dict(tracking), Path(launch_dir), run_name, dict(tags), parent_run_id)
+        # The run belongs to this process (not to the helper): a stale-run check tests this pid.
+        tags = {**owner_tags(), **dict(tags)}
+        self._args = (dict(tracking), Path(launch_dir), run_name, tags, parent_run_id)
         self._tracker: RunTracker | None = None
         self._proc = self._conn = None
         self._opening = False  # a start request whose reply is unread
         self._open_error: TrackingError | None = None
+        self._done = False
         self.run_id = self.experiment_id = self.uri = None
         if tracking.get("background", True) and _fork_is_safe():
             import multiprocessing
 
             ctx = multiprocessing.get_context("fork")
             self._conn, child = ctx.Pipe()
-            self._proc = ctx.Process(target=_helper, args=(child, *self._args), name="mia-engine-mlflow", daemon=True)
+            self._proc = ctx.Process(target=_helper, args=(child, self._conn, os.getpid(), *self._args),
+                                     name="mia-engine-mlflow", daemon=True)
             self._proc.start()
             child.close()
+        _LIVE_SESSIONS.append(self)
 
     @property
     def background(self) -> bool:
@@ -450,16 +685,26 @@ class TrackingSession:
             except BaseException:
                 self._tracker.fail_quietly()
                 raise
+            finally:
+                self._forget()
         else:
             self.wait_open()
             self._send(("log", dict(params), dict(metrics), items, described, tags))
-            self._receive()
-            self._stop()
+            try:
+                self._receive()
+            except TrackingError:
+                _note_failed(self.run_id)  # the helper closes a run it could not finish FAILED
+                raise
+            finally:
+                self._stop()
 
     def abandon(self) -> None:
+        if self._done:
+            return
         if self._proc is None:
             if self._tracker is not None:
                 self._tracker.fail_quietly()
+            self._forget()
             return
         try:
             if self._opening:
@@ -467,9 +712,16 @@ class TrackingSession:
             if self.run_id is not None:
                 self._send(("fail",))
                 self._receive()
+                _note_failed(self.run_id)
         except TrackingError:
             pass
-        self._stop(terminate=self.run_id is None)  # no run: nothing to close, stop at once
+        finally:
+            self._stop(terminate=self.run_id is None)  # no run: nothing to close, stop at once
+
+    def _forget(self) -> None:
+        self._done = True
+        if self in _LIVE_SESSIONS:
+            _LIVE_SESSIONS.remove(self)
 
     def _send(self, message: tuple) -> None:
         try:
@@ -492,6 +744,7 @@ class TrackingSession:
                             f"(exit code {self._proc.exitcode})") from None
 
     def _stop(self, terminate: bool = False) -> None:
+        self._forget()
         if self._proc is None:
             return
         self._conn.close()
@@ -500,29 +753,59 @@ class TrackingSession:
         self._proc.join(timeout=30)
 
 
-def _helper(conn, tracking, launch_dir, run_name, tags, parent_run_id) -> None:
+def _die_with_parent() -> None:
+    """Linux: ask for SIGTERM when the parent (the job) dies, whatever kills it."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
+    except Exception:  # noqa: BLE001 - the end-of-file and parent checks remain
+        pass
+
+
+class _ParentGone(BaseException):
+    """Raised in the helper by SIGTERM (its parent died, or someone stops it)."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise _ParentGone()
+
+
+def _helper(conn, parent_conn, parent_pid, tracking, launch_dir, run_name, tags, parent_run_id) -> None:
     """The forked helper: warm MLflow up, then serve start / log / fail requests
     (``("log", params, metrics, artifacts, datasets)``)."""
-    try:
-        uri = resolve_tracking_uri(tracking.get("uri"), launch_dir)
-        _configure_mlflow(tracking)
-        from mlflow.tracking import MlflowClient
-
-        if uri.startswith("sqlite:"):
-            MlflowClient(tracking_uri=uri)._tracking_client.store  # open the database, check its schema
-    except Exception:
-        pass  # any real problem is reported by RunTracker.start
     tracker: RunTracker | None = None
+    reason = PROCESS_GONE
     try:
+        parent_conn.close()  # only the job holds that end: its death is an end of file here
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the job decides, and tells us
+        signal.signal(signal.SIGTERM, _on_sigterm)
+        _die_with_parent()
+        if os.getppid() != parent_pid:
+            return  # the job died before the line above
+        try:
+            uri = resolve_tracking_uri(tracking.get("uri"), launch_dir)
+            _configure_mlflow(tracking)
+            _open_client(uri)  # import MLflow, open (or create) the store and check its schema
+        except Exception:  # noqa: BLE001
+            pass  # any real problem is reported by RunTracker.start
         while True:
+            while not conn.poll(1.0):
+                if os.getppid() != parent_pid:
+                    return  # the job is gone: the finally clause closes any run FAILED
             try:
                 message = conn.recv()
             except (EOFError, OSError):
-                return  # the job went away; the finally clause closes any run FAILED
+                return
+            reason = None  # a request: any failure from here on is reported to the job
             try:
                 if message[0] == "start":
                     tracker = RunTracker.start(tracking, launch_dir, run_name, tags, parent_run_id)
                     conn.send(("ok", tracker.run_id, tracker.experiment_id, tracker.uri))
+                    reason = PROCESS_GONE
                     continue
                 if message[0] == "log":
                     _log_and_finish(tracker, *message[1:])
@@ -532,10 +815,16 @@ def _helper(conn, tracking, launch_dir, run_name, tags, parent_run_id) -> None:
             except Exception as e:
                 conn.send(("error", str(e) if isinstance(e, TrackingError) else f"tracking: {type(e).__name__}: {e}"))
             return
+    except _ParentGone:
+        reason = PROCESS_GONE
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # let the run be closed
         if tracker is not None and not tracker.closed:
-            tracker.fail_quietly()
-        conn.close()
+            tracker.fail_quietly(reason)
+        try:
+            conn.close()
+        except OSError:
+            pass
 
 
 def _param_value(v: Any) -> str:

@@ -323,6 +323,58 @@ def _game_reasons(summary: Mapping[str, Any], risk: RiskThresholds) -> list[dict
     return out
 
 
+def _inverted_reasons(summary: Mapping[str, Any], risk: RiskThresholds) -> list[dict[str, Any]]:
+    """An attack reliably wrong (AUC significantly below 0.5) still separates members from
+    non-members, inverted: an attacker who checks it on shadow models flips it."""
+    attacks = {n: a for n, a in (summary.get("attacks") or {}).items()
+               if "auc" in a and not a.get("upper_bound") and a.get("auc") is not None}
+    if not attacks or not (summary.get("audit") or {}).get("n_members"):
+        return []
+    level = risk.p_value / len(attacks)
+    out = []
+    for name, a in attacks.items():
+        p = a.get("auc_pvalue")
+        if a["auc"] < 0.5 and p is not None and 1.0 - p < level:
+            out.append(_reason(NEEDS_REVIEW if 1.0 - a["auc"] >= risk.auc.review else NOTE, "attack", name,
+                               a["auc"], 0.5,
+                               f"{name} is reliably wrong (AUC {a['auc']:.3f}): its scores still separate members "
+                               f"from non-members, inverted (as AUC {1 - a['auc']:.3f}); an attacker who checks it "
+                               "on shadow models turns it around", risk.auc.source, a.get("threat_model", "")))
+    return out
+
+
+def _caveats(summary: Mapping[str, Any], risk: RiskThresholds) -> list[dict[str, Any]]:
+    """Plain words next to the individual's call and the audit when they mean less than they
+    seem: a headline attack at chance or reliably wrong, scores that are all equal, a class
+    with fewer training rows than the minimum cell count."""
+    out = []
+    head, rec = summary.get("attack"), summary.get("target_record")
+    attacks = [a for a in (summary.get("attacks") or {}).values() if "auc" in a and not a.get("upper_bound")]
+    if head is not None and head.get("auc") is not None and rec is not None and rec.get("attack"):
+        auc, p = head["auc"], head.get("auc_pvalue")
+        level = risk.p_value / max(len(attacks), 1)
+        name, who = head["name"], rec["name"]
+        text = None
+        if auc == 0.5 and head.get("auc_ci_low") == head.get("auc_ci_high") == 0.5:
+            text = (f"{name} gave every audited record the same score: the target's outputs carry no membership "
+                    f"signal it can read, and its call on {who} is a coin toss")
+        elif auc < 0.5 and p is not None and 1.0 - p < level:
+            text = (f"{name} is reliably wrong on the audit (AUC {auc:.3f}): its call on {who} is more often wrong "
+                    "than right, yet its scores leak, inverted")
+        elif p is None or p >= level:
+            text = (f"{name} is no better than chance on the audit (AUC {auc:.3f}, p {p if p is not None else 1:.2g}): "
+                    f"its call on {who}, right or wrong, is a coin toss")
+        if text:
+            out.append(_reason(NOTE, "individual", who, auc, 0.5, text, risk.sources.get("p_value", "")))
+    for s in (summary.get("subgroups") or {}).get("slices") or ():
+        if s["by"] == "class" and s["n_members"] < risk.min_cell_count:
+            out.append(_reason(NOTE, "audit", f"class={s['value']}", s["n_members"], risk.min_cell_count,
+                               f"degenerate scenario: class {s['value']} has {s['n_members']} training row(s), fewer "
+                               f"than {risk.min_cell_count}; figures on it rest on too few people",
+                               risk.sources.get("min_cell_count", "")))
+    return out
+
+
 def decide(summary: Mapping[str, Any], risk: RiskThresholds) -> dict[str, Any]:
     """The verdict of a run's summary: ``{"outcome", "text", "risk", "reasons"}``, reasons worst
     first (do not release, needs review, notes, passes)."""
@@ -330,6 +382,8 @@ def decide(summary: Mapping[str, Any], risk: RiskThresholds) -> dict[str, Any]:
     reasons += _check_reasons(summary, risk)
     reasons += _subgroup_reasons(summary, risk, reasons)
     reasons += _game_reasons(summary, risk)
+    reasons += _inverted_reasons(summary, risk)
+    reasons += _caveats(summary, risk)
     bound = summary.get("upper_bound")
     if bound is not None:
         reasons.append(_reason(NOTE, "attack", bound["name"], bound.get("auc"), None,

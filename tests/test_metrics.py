@@ -213,7 +213,7 @@ def test_summary_is_plain_python():
     m = attack_metrics(MEMBERS, NONMEMBERS, threshold=0.5, fpr_levels=(0.001, 0.01, 0.25))
     s = m.summary()
     assert list(s) == [
-        "auc", "auc_ci_low", "auc_ci_high", "auc_pvalue",
+        "auc", "auc_leakage", "auc_ci_low", "auc_ci_high", "auc_pvalue",
         "tpr_at_fpr_0.001", "tpr_at_fpr_0.001_resolved", "tpr_at_fpr_0.01", "tpr_at_fpr_0.01_resolved",
         "tpr_at_fpr_0.25",
         "advantage", "accuracy", "balanced_accuracy", "tpr_at_threshold", "fpr_at_threshold", "ppv",
@@ -223,6 +223,9 @@ def test_summary_is_plain_python():
     assert type(s["n_members"]) is int and type(s["tpr_at_fpr_0.01_resolved"]) is bool
     assert s["auc"] == pytest.approx(11 / 12) and s["tpr_at_fpr_0.25"] == pytest.approx(1.0)
     assert (s["n_members"], s["n_nonmembers"]) == (3, 4)
+    assert s["auc_leakage"] == s["auc"]
+    flipped = attack_metrics([-x for x in MEMBERS], [-x for x in NONMEMBERS], threshold=0.5, fpr_levels=(0.01,)).summary()
+    assert flipped["auc"] == pytest.approx(1 / 12) and flipped["auc_leakage"] == pytest.approx(11 / 12)
 
 
 def test_result_is_frozen():

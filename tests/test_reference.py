@@ -440,3 +440,282 @@ def test_too_few_models_for_a_large_pool_is_a_config_error():
         prepare_scenario(compose_config(["tracking=none", "attack=[lira]", "reference.n_models=4",
                                          "audit.n_nonmembers=2000"]))
     assert e.value.key == "reference.n_models" and "at least 2" in e.value.message
+
+
+# --------------------------------------------------------------------------------------------
+# cache: no code runs on load, entries are authenticated by a secret outside the cache directory
+
+
+class _Planted:
+    """Unpickling this creates ``marker``: stands in for a payload that runs os.system."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def _fresh(data, **kw):
+    return train(data, keep_models=False, **kw)
+
+
+def _warnings(caplog):
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def test_the_planted_payload_is_live(tmp_path):
+    """The payloads below would run if anything unpickled them."""
+    import pickle
+
+    marker = tmp_path / "ran"
+    pickle.loads(pickle.dumps(_Planted(marker)))
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("plant", ["joblib", "npz_pickle", "npz_object_array"])
+def test_a_planted_pickle_never_runs_and_the_run_retrains(data, tmp_path, caplog, plant):
+    import pickle
+
+    import joblib
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    marker = tmp_path / "pwned"
+    fresh = _fresh(data)  # no cache: the key and the honest result
+    if plant == "joblib":  # the old format's name
+        path = cache / f"{fresh.key}.joblib"
+        joblib.dump({"key": fresh.key, "payload": _Planted(marker)}, path)
+    elif plant == "npz_pickle":
+        path = cache / f"{fresh.key}.npz"
+        path.write_bytes(pickle.dumps(_Planted(marker)))
+    else:  # a real .npz whose member is a pickled object array
+        path = cache / f"{fresh.key}.npz"
+        arrays = R._entry_arrays(fresh.key, fresh.in_mask, fresh.probabilities, fresh.classes)
+        arrays["classes"] = np.array([_Planted(marker), 1], dtype=object)
+        with open(path, "wb") as f:
+            np.savez(f, **arrays, tag=np.zeros(32, np.uint8))
+    caplog.set_level(logging.INFO, logger="mia_engine")
+    rs = train(data, cache_dir=cache, keep_models=False)
+    assert not marker.exists()
+    assert not rs.from_cache
+    assert np.array_equal(rs.probabilities, fresh.probabilities)
+    warnings = _warnings(caplog)
+    assert len(warnings) == 1 and str(path) in warnings[0] and "\n" not in warnings[0]
+    assert path.exists()  # a user's file is never deleted ...
+    assert (cache / f"{fresh.key}.npz").exists()  # ... and the retrained entry is written as .npz
+    assert train(data, cache_dir=cache, keep_models=False).from_cache
+    assert not marker.exists()
+
+
+def _forge(path: Path, secret: bytes | None, change):
+    """Rewrite the entry at ``path`` with ``change`` applied to its arrays, tagged with ``secret``
+    (None: keep the old tag; b"": a plain SHA-256 standing in for "no secret")."""
+    import hashlib
+
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {name: z[name] for name in z.files}
+    change(arrays)
+    if secret is None:
+        tag = arrays["tag"]
+    elif secret == b"":
+        material = b"".join(np.ascontiguousarray(arrays[n]).tobytes() for n in R.ENTRY_ARRAYS)
+        tag = np.frombuffer(hashlib.sha256(material).digest(), np.uint8)
+    else:
+        tag = np.frombuffer(R.entry_tag(secret, arrays), np.uint8)
+    arrays["tag"] = tag
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def _flatten(arrays):
+    arrays["probabilities"] = np.full_like(arrays["probabilities"], 0.5)
+
+
+@pytest.mark.parametrize("secret", [None, b"", b"x" * 32], ids=["stale_tag", "no_secret", "other_secret"])
+def test_a_forged_entry_under_the_right_key_is_rejected(data, tmp_path, caplog, secret):
+    first = _fresh(data, cache_dir=tmp_path)
+    path = tmp_path / f"{first.key}.npz"
+    _forge(path, secret, _flatten)
+    caplog.set_level(logging.WARNING, logger="mia_engine")
+    rs = _fresh(data, cache_dir=tmp_path)
+    assert not rs.from_cache
+    assert np.array_equal(rs.probabilities, first.probabilities)
+    assert np.array_equal(rs.probabilities, _fresh(data).probabilities)
+    warnings = _warnings(caplog)
+    assert len(warnings) == 1 and str(path) in warnings[0] and "integrity tag does not match" in warnings[0]
+    hit = _fresh(data, cache_dir=tmp_path)  # the forged file was overwritten
+    assert hit.from_cache and np.array_equal(hit.probabilities, first.probabilities)
+
+
+@pytest.mark.parametrize("change, reason", [
+    (lambda a: a.update(probabilities=a["probabilities"][:, :-1]), "probabilities have shape"),
+    (lambda a: a.update(probabilities=a["probabilities"].astype(np.float32)), "probabilities have dtype"),
+    (lambda a: a.update(in_mask=~a["in_mask"]), "halves do not match"),
+    (lambda a: a.update(in_mask=a["in_mask"].astype(np.uint8)), "halves have dtype"),
+    (lambda a: a.update(classes=a["classes"][::-1].copy()), "classes do not match"),
+    (lambda a: a.update(format=np.array("mia-engine-reference-v1")), "stored format"),
+    (lambda a: a.update(extra=np.zeros(1)), "holds the arrays"),
+])
+def test_a_validly_tagged_but_mismatched_entry_is_a_miss(data, tmp_path, caplog, secret_file, change, reason):
+    """Even the secret's holder cannot make a wrong-shaped or wrong-halves entry be used."""
+    first = _fresh(data, cache_dir=tmp_path)
+    path = tmp_path / f"{first.key}.npz"
+    _forge(path, secret_file.read_bytes(), change)
+    caplog.set_level(logging.WARNING, logger="mia_engine")
+    rs = _fresh(data, cache_dir=tmp_path)
+    assert not rs.from_cache and np.array_equal(rs.probabilities, first.probabilities)
+    warnings = _warnings(caplog)
+    assert len(warnings) == 1 and str(path) in warnings[0] and reason in warnings[0], warnings
+
+
+def test_a_valid_entry_hits_with_bit_identical_arrays(data, tmp_path):
+    first = _fresh(data, cache_dir=tmp_path, n_models=6)
+    hit = _fresh(data, cache_dir=tmp_path, n_models=6)
+    assert hit.from_cache and not first.from_cache and hit.key == first.key
+    for name in ("in_mask", "probabilities", "classes"):
+        a, b = getattr(first, name), getattr(hit, name)
+        assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes(), name
+    # the file holds only plain arrays: it loads without pickle and has the documented members
+    with np.load(tmp_path / f"{first.key}.npz", allow_pickle=False) as z:
+        assert sorted(z.files) == sorted([*R.ENTRY_ARRAYS, "tag"])
+        assert str(z["key"]) == first.key and str(z["format"]) == R.CACHE_FORMAT
+        assert z["in_mask"].dtype == bool and z["probabilities"].dtype == np.float64
+        assert z["tag"].dtype == np.uint8 and z["tag"].shape == (32,)
+
+
+def test_entries_of_another_secret_are_misses(data, tmp_path, monkeypatch, caplog):
+    first = _fresh(data, cache_dir=tmp_path / "cache")
+    monkeypatch.setenv(R.SECRET_ENV, str(tmp_path / "other" / "cache.secret"))
+    caplog.set_level(logging.WARNING, logger="mia_engine")
+    rs = _fresh(data, cache_dir=tmp_path / "cache")
+    assert not rs.from_cache and np.array_equal(rs.probabilities, first.probabilities)
+    assert "integrity tag does not match" in caplog.text
+
+
+def test_string_class_labels_are_cached_without_pickle(tmp_path):
+    X, y, Xe = tabular()
+    labels = np.where(y == 1, "Yes", "No").astype(object)  # as pandas gives a table's labels
+    first = train((X, labels, Xe), cache_dir=tmp_path, keep_models=False)
+    hit = train((X, labels, Xe), cache_dir=tmp_path, keep_models=False)
+    assert hit.from_cache and hit.classes.tolist() == ["No", "Yes"]
+    assert np.array_equal(hit.probabilities, first.probabilities)
+    with np.load(tmp_path / f"{first.key}.npz", allow_pickle=False) as z:
+        assert z["classes"].dtype.kind == "U"
+
+
+def test_the_secret_file_is_created_0600_where_the_env_var_says(data, tmp_path, monkeypatch):
+    secret = tmp_path / "keys" / "deep" / "mine.secret"
+    monkeypatch.setenv(R.SECRET_ENV, str(secret))
+    _fresh(data, cache_dir=tmp_path / "cache")
+    assert secret.is_file() and len(secret.read_bytes()) == 32
+    assert secret.stat().st_mode & 0o777 == 0o600
+    assert secret.parent.stat().st_mode & 0o777 == 0o700
+    before = secret.read_bytes()
+    assert _fresh(data, cache_dir=tmp_path / "cache").from_cache
+    assert secret.read_bytes() == before  # reused, not replaced
+    assert [p.name for p in (tmp_path / "keys" / "deep").iterdir()] == ["mine.secret"]  # no temp file left
+
+
+def test_the_secret_defaults_to_xdg_config_home_then_home(tmp_path, monkeypatch):
+    monkeypatch.delenv(R.SECRET_ENV)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    assert R.secret_path() == tmp_path / "xdg" / "mia-engine" / "cache.secret"
+    monkeypatch.delenv("XDG_CONFIG_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert R.secret_path() == tmp_path / "home" / ".config" / "mia-engine" / "cache.secret"
+    monkeypatch.setenv(R.SECRET_ENV, "")  # empty: unset
+    assert R.secret_path() == tmp_path / "home" / ".config" / "mia-engine" / "cache.secret"
+    secret = R.load_secret()
+    assert (tmp_path / "home" / ".config" / "mia-engine" / "cache.secret").read_bytes() == secret
+
+
+def test_racing_creators_share_one_secret(tmp_path, monkeypatch):
+    import os
+    import threading
+
+    # Deterministic: another process creates the file between our check and our link.
+    path = tmp_path / "a" / "cache.secret"
+    theirs = b"t" * 32
+    real_link = os.link
+
+    def late_link(src, dst, *args, **kwargs):
+        Path(dst).write_bytes(theirs)
+        return real_link(src, dst, *args, **kwargs)
+
+    monkeypatch.setattr(os, "link", late_link)
+    assert R.load_secret(path) == theirs and path.read_bytes() == theirs
+    assert [p.name for p in path.parent.iterdir()] == ["cache.secret"]
+    monkeypatch.setattr(os, "link", real_link)
+
+    # And for real: many threads at once.
+    path = tmp_path / "b" / "cache.secret"
+    barrier = threading.Barrier(8)
+    got = []
+
+    def worker():
+        barrier.wait()
+        got.append(R.load_secret(path))
+
+    threads = [threading.Thread(target=worker) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 8 and set(got) == {path.read_bytes()}
+
+
+def test_without_hard_links_the_secret_is_created_exclusively(tmp_path, monkeypatch):
+    import os
+
+    def no_links(*args, **kwargs):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", no_links)
+    path = tmp_path / "cache.secret"
+    secret = R.load_secret(path)
+    assert path.read_bytes() == secret and len(secret) == 32 and path.stat().st_mode & 0o777 == 0o600
+    assert R.load_secret(path) == secret
+    assert [p.name for p in tmp_path.iterdir()] == ["cache.secret"]
+
+
+@pytest.mark.parametrize("problem", ["directory", "short", "inside_cache"])
+def test_an_unusable_secret_disables_the_cache_with_one_warning(data, tmp_path, monkeypatch, caplog, problem):
+    cache = tmp_path / "cache"
+    if problem == "directory":
+        secret = tmp_path / "cache.secret"
+        secret.mkdir()
+    elif problem == "short":
+        secret = tmp_path / "cache.secret"
+        secret.write_bytes(b"too short")
+    else:
+        secret = cache / "cache.secret"
+    monkeypatch.setenv(R.SECRET_ENV, str(secret))
+    caplog.set_level(logging.WARNING, logger="mia_engine")
+    expected = _fresh(data).probabilities
+    runs = [_fresh(data, cache_dir=cache), train(data, cache_dir=cache)]
+    for rs in runs:
+        assert not rs.from_cache and np.array_equal(rs.probabilities, expected)
+    assert len(runs[1].models) == 4
+    warnings = _warnings(caplog)
+    assert len(warnings) == 1, warnings  # one warning however often the run asks
+    assert str(secret) in warnings[0] and "cache is disabled" in warnings[0]
+    assert list(cache.iterdir()) == []  # nothing cached, and no secret made inside the cache
+
+
+def test_keep_models_trains_models_and_uses_the_cache_for_arrays_only(data, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="mia_engine")
+    first = train(data, cache_dir=tmp_path, keep_models=True)
+    assert not first.from_cache and len(first.models) == 4
+    assert files(tmp_path) == [f"{first.key}.npz"]  # the arrays were cached, the models not
+    assert np.array_equal(first.models[1].predict_proba(data[2]), first.probabilities[1, len(data[0]):])
+    path = tmp_path / f"{first.key}.npz"
+    mtime = path.stat().st_mtime_ns
+    caplog.clear()
+    again = train(data, cache_dir=tmp_path, keep_models=True)
+    assert not again.from_cache and len(again.models) == 4
+    assert np.array_equal(again.probabilities, first.probabilities)
+    assert any("holds no fitted models" in r.getMessage() for r in caplog.records)
+    assert not _warnings(caplog) and path.stat().st_mtime_ns == mtime  # a valid entry is not rewritten
+    hit = train(data, cache_dir=tmp_path, keep_models=False)
+    assert hit.from_cache and hit.models is None and np.array_equal(hit.probabilities, first.probabilities)

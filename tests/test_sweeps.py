@@ -70,7 +70,11 @@ def test_privacy_utility_search_is_seeded_and_logs_its_pareto_front(tmp_path):
     assert sampled[0] == sampled[1]  # the sampler is seeded
     assert len(set(sampled[0])) == 6
     # The parent's Pareto front is the non-dominated set of (attack AUC down, fresh accuracy up).
-    points = {c.info.run_id: (c.data.metrics["attack/auc"], c.data.metrics["target/test_accuracy"]) for c in children}
+    points = {c.info.run_id: (c.data.metrics["attack/auc_leakage"], c.data.metrics["target/test_accuracy"])
+              for c in children}
+    # Leakage is the AUC's distance from chance: a reliably wrong attack leaks too.
+    assert all(c.data.metrics["attack/auc_leakage"] == max(c.data.metrics["attack/auc"],
+                                                            1 - c.data.metrics["attack/auc"]) for c in children)
     expected = {rid for rid, (auc, acc) in points.items()
                 if not any(a <= auc and b >= acc and (a, b) != (auc, acc) for a, b in points.values())}
     front = _artifact(client, parents[0].info.run_id, "sweep_summary/pareto_front.csv", tmp_path)

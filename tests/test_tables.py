@@ -387,7 +387,7 @@ def test_a_table_without_a_named_record_returns_the_audit_auc(patients_csv):
 
     r = run_scenario(_files(patients_csv))
     s = r.summary()
-    assert "target_record" not in s and default_objectives(s) == ["attack.auc"]
+    assert "target_record" not in s and default_objectives(s) == ["attack.auc_leakage"]
     assert objective_values(s, None) == s["attack"]["auc"]
     tutorial = run_scenario(compose_config(FAST)).summary()
     assert objective_values(tutorial, None) == tutorial["target_record"]["score"]

@@ -236,3 +236,37 @@ def test_the_individuals_game_decides_for_each_named_record():
     few.update(auc=1.0, auc_ci_low=1.0, auc_ci_high=1.0, auc_pvalue=8e-5, epsilon_lower_bound=0.53)
     (pm,) = [r for r in decide(s, _risk())["reasons"] if r["subject"] == "former_prime_minister"]
     assert pm["outcome"] == NEEDS_REVIEW
+
+
+def test_a_reliably_wrong_attack_still_leaks_and_a_chance_call_is_named_a_coin_toss():
+    s = _summary({"a": _attack(0.30, 0.99999, low=0.25)})
+    s["attack"] = {"name": "a", **s["attacks"]["a"]}
+    s["target_record"] = {"name": "pm", "attack": "a"}
+    v = decide(s, _risk())
+    assert v["outcome"] == NEEDS_REVIEW
+    (inv,) = [r for r in v["reasons"] if r["outcome"] == NEEDS_REVIEW]
+    assert "reliably wrong (AUC 0.300)" in inv["text"] and "as AUC 0.700" in inv["text"]
+    (cav,) = [r for r in v["reasons"] if r["check"] == "individual"]
+    assert cav["outcome"] == NOTE and "more often wrong than right" in cav["text"]
+    # Chance level: the individual's call is a coin toss, whatever its outcome.
+    s = _summary({"a": _attack(0.51, 0.4)})
+    s["attack"] = {"name": "a", **s["attacks"]["a"]}
+    s["target_record"] = {"name": "pm", "attack": "a"}
+    (cav,) = [r for r in decide(s, _risk())["reasons"] if r["check"] == "individual"]
+    assert "no better than chance" in cav["text"] and "coin toss" in cav["text"]
+    # Every record scored alike (a constant target).
+    s["attacks"]["a"].update(auc=0.5, auc_ci_low=0.5, auc_ci_high=0.5, auc_pvalue=1.0)
+    s["attack"] = {"name": "a", **s["attacks"]["a"]}
+    (cav,) = [r for r in decide(s, _risk())["reasons"] if r["check"] == "individual"]
+    assert "the same score" in cav["text"]
+
+
+def test_a_class_below_the_cell_count_is_called_degenerate(tmp_path):
+    proc = run_cli(["tracking=none", "data.classes.responders.size=1", f"hydra.run.dir={tmp_path}/o"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout + proc.stderr
+    assert "caution                reliably wrong" not in out  # (the row label is padded to the report's width)
+    assert "is reliably wrong on the audit (AUC 0.020)" in out
+    assert "degenerate scenario: class 1 has 2 training row(s), fewer than 10" in out
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert s["attack"]["auc_leakage"] == pytest.approx(1 - s["attack"]["auc"])
