@@ -106,7 +106,7 @@ def run_job(cfg) -> float | None:
             "mia.output_dir": str(out_dir.resolve()),
             "mia.population": str(resolved["data"].get("name") or resolved["data"].get("builtin")
                                   or resolved["data"].get("kind")),
-            "mia.attack": ",".join(resolved["attack"]),
+            "mia.attack": ",".join(resolved.get("attack") or {}),
             "mlflow.source.git.commit": trk.git_commit(Path(__file__).resolve().parent),
             "mia.config_hash": digest,
         }
@@ -131,9 +131,14 @@ def run_job(cfg) -> float | None:
 
     tracking_error = None
     try:
+        check_attack_choice(overrides)
         plan = prepare_scenario(resolved, launch_dir, risk_name=str(hc.runtime.choices.get("risk") or "risk"))
         game_plan = prepare_game(resolved, plan)
         check_report(resolved.get("report") or {})
+        check_objectives(objectives, plan)
+        if out_dir.resolve() == launch_dir.resolve():
+            raise ConfigError("hydra.run.dir", "empty or the launch directory itself: outputs would mix with the "
+                                               "project's files; name a folder (the default is outputs/<date>/<time>)")
         if session is not None:
             session.open()  # returns at once with a background helper
         result = execute_scenario(plan)
@@ -227,6 +232,52 @@ def model_card(plan, result) -> dict[str, Any]:
             "n_train": int(len(result.datasets["target_train"].y)),
             "train_accuracy": result.target_train_accuracy, "test_accuracy": result.target_test_accuracy,
             "saved": plan.target_recipe.path if plan.target_recipe.saved else None}
+
+
+def check_attack_choice(overrides: list[str]) -> None:
+    """``attack=[a,b,a]``: Hydra merges the repeat silently; say so instead."""
+    for o in overrides:
+        key, _, value = o.partition("=")
+        if key.lstrip("+~") == "attack" and value.strip().startswith("["):
+            names = [v.strip() for v in value.strip()[1:-1].split(",") if v.strip()]
+            seen = {n for i, n in enumerate(names) if n in names[:i]}
+            if seen:
+                raise ConfigError("attack", f"{', '.join(sorted(seen))} listed more than once")
+
+
+def predicted_keys(plan) -> set[str]:
+    """The numeric run-summary keys a plan's run will have (for ``objectives``, checked before
+    the run): the individual's, the headline attack's and the upper bound's metrics, the
+    target's and the shadow model's."""
+    from .metrics import attack_metrics
+
+    out = {"target.train_accuracy", "shadow.train_mean_confidence", "shadow.test_mean_confidence",
+           "shadow.train_accuracy", "shadow.test_accuracy", "shadow.n_train", "shadow.n_test"}
+    if plan.audit_enabled:
+        out.add("target.test_accuracy")
+        names = [k for k in attack_metrics([1.0, 0.9], [0.1, 0.2], 0.5, plan.fpr_levels).summary()
+                 if not k.endswith("_resolved")]
+        _, _, attacks = plan.build_estimators()
+        realistic = [a for a in attacks.values() if not a.needs_membership_labels]
+        if realistic:
+            out |= {f"attack.{k}" for k in names} | {"attack.reference_models"}
+        if len(realistic) < len(attacks):
+            out |= {f"upper_bound.{k}" for k in names}
+    rec = plan.source.target_record
+    if rec is not None:
+        out |= {"target_record.score", "target_record.max_confidence", "target_record.membership_probability"}
+    return out
+
+
+def check_objectives(keys, plan) -> None:
+    """``objectives`` name numbers the run will have: refused before any run opens."""
+    if keys is None:
+        return
+    known = predicted_keys(plan)
+    for i, key in enumerate(keys):
+        if str(key) not in known:
+            raise ConfigError(f"objectives.{i}", f"{key!r} will not be a number in this run's summary; choose from "
+                                                 f"{', '.join(sorted(known))}")
 
 
 def check_report(node: Mapping[str, Any]) -> None:

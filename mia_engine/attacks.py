@@ -149,7 +149,7 @@ class Integer(Constraint):
 
 @dataclass(frozen=True)
 class Real(Constraint):
-    """A number (not NaN), greater than ``gt`` if given. ``what`` opens the message."""
+    """A finite number (not NaN, not infinite), greater than ``gt`` if given. ``what`` opens the message."""
 
     gt: float | None = None
     what: str = ""
@@ -160,6 +160,8 @@ class Real(Constraint):
     def __call__(self, value, key):
         if not _is_real(value):
             raise ConfigError(key, self._say(f"must be a number, got {_show(value)}"))
+        if not math.isfinite(value):
+            raise ConfigError(key, self._say(f"must be a finite number, got {value}"))
         if self.gt is not None and not value > self.gt:
             bound = "positive" if self.gt == 0 else f"greater than {self.gt:g}"
             raise ConfigError(key, self._say(f"must be {bound}, got {value}"))

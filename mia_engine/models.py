@@ -407,6 +407,9 @@ def model_recipe(node: Mapping[str, Any], key: str, source, launch_dir=None) -> 
     if not target:
         raise ConfigError(f"{key}._target_", "missing: name the estimator class to build")
     check_target(str(target), key)
+    if node.get("kernel") == "precomputed":
+        raise ConfigError(f"{key}.kernel", "'precomputed' takes a kernel matrix, but the engine feeds feature rows; "
+                                           "choose rbf, linear, poly or sigmoid")
     pre = preprocessing_for(node, key, source.features, default=table, impute=impute)
     recipe = ModelRecipe(key=key, node=node, preprocessing=pre, allowed=_EXTRA_TARGETS.get())
     recipe.build()  # validates the parameters under the config key

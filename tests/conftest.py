@@ -20,6 +20,20 @@ RUN_PY = REPO / "run.py"
 register_configs()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _cache_secret(tmp_path_factory):
+    """The reference cache's signing secret in a temporary file, never the user's home; CLI
+    runs inherit it through the environment."""
+    path = tmp_path_factory.mktemp("secret") / "cache.secret"
+    old = os.environ.get("MIA_ENGINE_SECRET_FILE")
+    os.environ["MIA_ENGINE_SECRET_FILE"] = str(path)
+    yield path
+    if old is None:
+        os.environ.pop("MIA_ENGINE_SECRET_FILE", None)
+    else:
+        os.environ["MIA_ENGINE_SECRET_FILE"] = old
+
+
 def compose_config(overrides=(), resolve=True):
     """The scenario config `python run.py <overrides>` would get (without the hydra node)."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):

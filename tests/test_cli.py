@@ -194,7 +194,7 @@ def test_attack_suite_logs_every_attack_and_reuses_cached_reference_models(tmp_p
     assert first["attack"]["name"] in names and first["target_record"]["attack"] == first["attack"]["name"]
     # One set of reference models per pool: the candidates pool and the population rows only.
     pools = first["reference"]["pools"]
-    cached = list((tmp_path / ".mia_cache" / "reference").glob("*.joblib"))
+    cached = list((tmp_path / ".mia_cache" / "reference").glob("*.npz"))
     assert sorted(c.stem for c in cached) == sorted(p["cache_key"] for p in pools.values())
     assert first["reference"]["cache_key"] == pools["candidates"]["cache_key"]
 
@@ -224,7 +224,7 @@ def test_attack_suite_logs_every_attack_and_reuses_cached_reference_models(tmp_p
     proc = run_cli([*args, "model.gamma=2.5"], cwd=tmp_path)
     third = json.loads((_only_output_dir(tmp_path / "outputs") / "summary.json").read_text())
     assert third["reference"]["from_cache"] is False and third["reference"]["cache_key"] != first["reference"]["cache_key"]
-    assert len(list((tmp_path / ".mia_cache" / "reference").glob("*.joblib"))) == 4
+    assert len(list((tmp_path / ".mia_cache" / "reference").glob("*.npz"))) == 4
 
 
 def test_same_config_twice_same_summary_and_no_store_without_tracking(tmp_path):
@@ -313,12 +313,12 @@ def test_multirun_against_a_tracking_server(tmp_path, mlflow_server):
 @pytest.mark.parametrize("background", ["true", "false"])
 def test_failure_after_the_run_opened_closes_it_failed(tmp_path, background):
     uri = f"sqlite:///{tmp_path / 'store.db'}"
-    # A kernel scikit-learn accepts as a parameter but cannot fit on feature rows.
-    proc = run_cli([f"tracking.background={background}", "model.kernel=precomputed"], cwd=tmp_path,
+    # A parameter scikit-learn checks only when fitting (not in its parameter constraints).
+    proc = run_cli([f"tracking.background={background}", "model=mlp", "model.hidden_layer_sizes=[0]"], cwd=tmp_path,
                    env={"MLFLOW_TRACKING_URI": uri})
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: model: fitting SVC failed")
+    assert len(lines) == 1 and lines[0].startswith("error: model: fitting MLPClassifier failed")
     client = _client(uri)
     runs = client.search_runs([client.get_experiment_by_name("mia-engine").experiment_id])
     assert [r.info.status for r in runs] == ["FAILED"]

@@ -34,6 +34,74 @@ def build_source(cfg: Mapping[str, Any], launch_dir: Path | None = None):
     raise ConfigError("data.kind", f"unknown data source {kind!r}; available: population, table")
 
 
+#: The top-level keys a scenario has: one per config group, the sweeper's return values, and an
+#: experiment's own search settings. Anything else (``+foo=bar``) is a typo or a stray key.
+TOP_LEVEL_KEYS = frozenset({"data", "model", "shadow", "attack", "reference", "audit", "risk", "report", "security",
+                            "evaluation", "tracking", "objectives", "search", "hydra"})
+_SEED_KEYS = ("seed", "random_state", "split_seed")
+_LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG", "NOTSET")
+
+
+def check_config(cfg: Mapping[str, Any]) -> None:
+    """What applies to the whole config, before anything else: no unknown top-level key, an
+    attack selected, every seed a valid one, tracking settings usable (each error names its key)."""
+    for k in cfg:
+        if k not in TOP_LEVEL_KEYS:
+            raise ConfigError(str(k), f"unknown top-level key; a scenario has {', '.join(sorted(TOP_LEVEL_KEYS - {'hydra'}))}")
+    if not cfg.get("attack"):
+        raise ConfigError("attack", "no attack selected; e.g. attack=shadow_lr, attack=suite or attack=[lira,rmia]")
+
+    def seeds(node, path):
+        if isinstance(node, Mapping):
+            for k, v in node.items():
+                key = f"{path}.{k}" if path else str(k)
+                if k in _SEED_KEYS and v is not None and not isinstance(v, Mapping):
+                    if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < 2 ** 32:
+                        raise ConfigError(key, f"a seed is a whole number in [0, 2**32 - 1] (or null), got {v!r}")
+                else:
+                    seeds(v, key)
+
+    seeds({k: v for k, v in cfg.items() if k != "hydra"}, "")
+    t = cfg.get("tracking") or {}
+    if t.get("enabled"):
+        if not str(t.get("experiment_name") or "").strip():
+            raise ConfigError("tracking.experiment_name", "name the MLflow experiment (a non-empty string)")
+        level = str(t.get("mlflow_log_level", "WARNING")).upper()
+        if level not in _LOG_LEVELS:
+            raise ConfigError("tracking.mlflow_log_level", f"unknown level {t.get('mlflow_log_level')!r}; choose from "
+                                                           f"{', '.join(_LOG_LEVELS)}")
+        for key, low in (("http_request_timeout", 1), ("http_request_max_retries", 0),
+                         ("http_request_backoff_factor", 0)):
+            v = t.get(key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or v < low):
+                raise ConfigError(f"tracking.{key}", f"must be a number >= {low}, got {v!r}")
+
+
+def _check_neighbours(plan: "ScenarioPlan", rows: int) -> None:
+    """A nearest-neighbour model asks for at most as many neighbours as its smallest training set
+    (the target's, the shadow model's half) holds; scikit-learn would only say so at predict time."""
+    for recipe in (plan.target_recipe, plan.shadow_recipe):
+        k = (recipe.node or {}).get("n_neighbors")
+        if isinstance(k, int) and not isinstance(k, bool) and k > rows:
+            raise ConfigError(f"{recipe.key}.n_neighbors", f"{k} neighbours, but the smallest training set of this "
+                                                           f"scenario has {rows} rows")
+
+
+def _check_cache_dir(path: Path) -> None:
+    """The reference cache directory exists (created if need be) and can be written, before any run opens."""
+    import os
+
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError("reference.cache_dir", f"cannot create the cache directory {str(path)!r}: "
+                                                 f"{e.strerror or e}") from None
+    if not path.is_dir():
+        raise ConfigError("reference.cache_dir", f"{str(path)!r} is not a directory")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError("reference.cache_dir", f"{str(path)!r} cannot be written (or reference.cache=false)")
+
+
 def split_shadow(X: np.ndarray, y: np.ndarray, shadow: Mapping[str, Any]):
     """The notebook's ``train_test_split``; every class must land in both halves.
 
@@ -42,6 +110,12 @@ def split_shadow(X: np.ndarray, y: np.ndarray, shadow: Mapping[str, Any]):
     """
     from sklearn.model_selection import train_test_split
 
+    labels, counts = np.unique(y, return_counts=True)
+    if counts.min() < 2:
+        key = ("shadow.size_per_class" if shadow.get("size_per_class") is not None and not shadow.get("sizes")
+               else "shadow.sizes" if shadow.get("sizes") else "shadow.test_size")
+        raise ConfigError(key, f"class label(s) {[int(v) for v in labels[counts < 2]]} have fewer than 2 rows in the "
+                               "attacker's data: too few to put one in each half of the shadow split")
     try:
         parts = train_test_split(X, y, test_size=shadow["test_size"],
                                  random_state=np.random.RandomState(shadow["split_seed"]),
@@ -276,6 +350,7 @@ def prepare_scenario(cfg: Mapping[str, Any], launch_dir: Path | None = None, ris
     from ..models import allowed_targets, check_allowed_targets, model_recipe
     from ..verdict import risk_thresholds
 
+    check_config(cfg)
     shadow = cfg["shadow"]
     if not 0.0 < shadow["test_size"] < 1.0:
         raise ConfigError("shadow.test_size", f"must lie strictly between 0 and 1, got {shadow['test_size']}")
@@ -283,7 +358,7 @@ def prepare_scenario(cfg: Mapping[str, Any], launch_dir: Path | None = None, ris
     # The attacker's labels are known before any draw (class blocks in order, or the table's
     # rows), so a split that leaves a class out of either half is caught here, as it will happen.
     y_shadow = source.attacker_labels()
-    split_shadow(np.arange(len(y_shadow)), y_shadow, shadow)
+    shadow_train_rows = len(split_shadow(np.arange(len(y_shadow)), y_shadow, shadow)[2])
 
     allowed = check_allowed_targets((cfg.get("security") or {}).get("allowed_targets"))
     with allowed_targets(allowed):
@@ -330,8 +405,11 @@ def prepare_scenario(cfg: Mapping[str, Any], launch_dir: Path | None = None, ris
                         source.identity(), duplicates, min_cell, rules, thresholds, subgroups, allowed)
     _, _, attacks = plan.build_estimators()  # validates the models' and the attacks' parameters
 
+    if cache_dir is not None and any(a.needs_reference for a in attacks.values()):
+        _check_cache_dir(cache_dir)
     rec = source.target_record
     target_counts = plan.member_counts()
+    _check_neighbours(plan, min(sum(target_counts.values()), shadow_train_rows))
     audit_counts: dict[int, int] = {}
     if plan.audit_enabled:
         audit_counts = source.nonmember_counts(target_counts, n_nonmembers, "audit.n_nonmembers")
