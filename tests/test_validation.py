@@ -67,3 +67,44 @@ def test_objectives_a_run_will_have_pass_the_check(tmp_path):
     proc = run_cli(["tracking=none", "objectives=[attack.auc_leakage,target.test_accuracy,target_record.score]",
                     f"hydra.run.dir={tmp_path / 'o'}"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-1000:]
+
+
+@pytest.mark.parametrize("overrides,key", [
+    (["data.classes.responders.size=100000000"], "data.classes.responders.size"),
+    (["audit.n_nonmembers=100000000"], "audit.n_nonmembers"),
+    (["attack=lira", "reference.n_models=100000000"], "reference.n_models"),
+    (["shadow.size_per_class=100000000"], "shadow.size_per_class"),
+])
+def test_a_scenario_that_cannot_fit_in_memory_is_refused_before_drawing(overrides, key):
+    with pytest.raises(ConfigError, match=r"needs about [\d.]+ GiB .* GiB are available") as err:
+        prepare_scenario(compose_config(overrides))
+    assert err.value.key == key
+
+
+def test_the_memory_estimate_follows_the_sizes(monkeypatch):
+    import mia_engine.scenario.plan as plan_mod
+
+    plan = prepare_scenario(compose_config(["attack=lira"]))
+    _, _, attacks = plan.build_estimators()
+    parts = {k: b for k, _, b in plan_mod.memory_estimate(plan, attacks, plan.member_counts(), {0: 100, 1: 100})}
+    # 64 models x 601 query rows x (2 classes x 8 bytes x 4 arrays + 1 mask byte)
+    assert parts["reference.n_models"] == 64 * 601 * 65
+    # The tutorial's sampler draws Python values: 64 bytes each, about three copies.
+    (data_key,) = [k for k in parts if k.startswith("data.classes.")]
+    assert parts[data_key] == 3 * 200 * 6 * 64
+    # Less memory than that: refused, naming the largest part.
+    monkeypatch.setattr(plan_mod, "available_memory", lambda: 1000)
+    with pytest.raises(ConfigError, match="needs about") as err:
+        prepare_scenario(compose_config(["attack=lira"]))
+    assert err.value.key == "reference.n_models"
+
+
+@pytest.mark.parametrize("override,key", [
+    ("data.classes.responders.features.age.high=1000000000000", "data.classes.responders.features.age.high"),
+    ("data.classes.responders.features.age={dist: poisson, mu: 1e12, low: null, high: null}",
+     "data.classes.responders.features.age.mu"),
+])
+def test_a_poisson_support_too_wide_to_tabulate_is_refused(override, key):
+    with pytest.raises(ConfigError, match="tabulates at most") as err:
+        prepare_scenario(compose_config([override]))
+    assert err.value.key == key

@@ -30,6 +30,8 @@ from ..errors import ConfigError
 from .source import DataSource, Draws, Feature, Record, Rows, allocate
 
 DISTRIBUTIONS = ("bernoulli", "categorical", "poisson", "normal", "uniform_int")
+#: A Poisson's support is tabulated (value, probability): at most this many values (16 MB each).
+MAX_POISSON_SUPPORT = 2_000_000
 _PARAMS = {
     "bernoulli": ({"p"}, set()),
     "categorical": ({"values", "weights"}, set()),
@@ -169,11 +171,20 @@ def _poisson_support(mu: float, low: float | None, high: float | None) -> tuple[
     from scipy.stats import poisson
 
     lo = 0 if low is None else int(low)
-    hi = int(poisson.ppf(1 - 1e-15, mu)) if high is None else int(high)
+    hi = _poisson_top(mu) if high is None else int(high)
     x = np.arange(lo, hi + 1)
     pmf = poisson.pmf(x, mu)
     x.flags.writeable = pmf.flags.writeable = False  # shared by every caller
     return x, pmf
+
+
+def _poisson_top(mu: float) -> int:
+    """The count above which a Poisson(mu) has less than 1e-15 of its mass (the tabulated
+    support's top); a normal-tail bound where scipy's quantile loses precision (large mu)."""
+    from scipy.stats import poisson
+
+    top = poisson.isf(1e-15, mu)
+    return int(top) if math.isfinite(top) else int(mu + 9 * math.sqrt(mu) + 100)
 
 
 def _fmt(x: float) -> str:
@@ -287,6 +298,14 @@ def _parse_distribution(node: Mapping[str, Any], key: str) -> Distribution:
     if dist == "poisson":
         if d.low is not None and d.low < 0:
             raise ConfigError(f"{key}.low", f"a Poisson count cannot be negative, got low={_fmt(d.low)}")
+        # The support is tabulated (sampling and checks): refuse a table that cannot fit.
+        lo = 0 if d.low is None else int(d.low)
+        hi = _poisson_top(d.mu) if d.high is None else int(d.high)
+        if hi - lo + 1 > MAX_POISSON_SUPPORT:
+            blame = f"{key}.high" if d.high is not None else f"{key}.mu"
+            raise ConfigError(blame, f"Poisson(mu={_fmt(d.mu)}) on [{lo}, {hi}] spans {hi - lo + 1:,} values; the "
+                                     f"engine tabulates at most {MAX_POISSON_SUPPORT:,}: give low/high closer together "
+                                     "or a smaller mu")
         x, pmf = d.poisson_support()
         if not np.isfinite(pmf).all() or pmf.sum() < _MIN_MASS:
             raise ConfigError(

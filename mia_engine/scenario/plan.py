@@ -87,6 +87,60 @@ def _check_neighbours(plan: "ScenarioPlan", rows: int) -> None:
                                                            f"scenario has {rows} rows")
 
 
+def available_memory() -> int | None:
+    """Bytes of memory this machine can give a new job now (Linux's MemAvailable), or None."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def memory_estimate(plan: "ScenarioPlan", attacks, target_counts: Mapping[int, int],
+                    audit_counts: Mapping[int, int]) -> list[tuple[str, str, int]]:
+    """The large allocations a run makes, before it makes them: (config key, what, bytes).
+    Rows drawn value by value in Python (the tutorial's sampler) cost about 64 bytes a value,
+    arrays 8; each is held about three times over (draw, matrix, the model's copy). Reference
+    models keep every model's probabilities on every query row (per pool), and scoring makes a
+    few arrays of that size."""
+    n_features = max(len(plan.source.features), 1)
+    per_value = 64 if getattr(getattr(plan.source, "population", None), "sampler", "") == "python_random" else 8
+    n_target = sum(target_counts.values())
+    n_attacker = sum(plan.source.attacker_counts().values())
+    n_audit = sum(audit_counts.values())
+    pop = getattr(plan.source, "population", None)
+    data_key = (f"data.classes.{max(pop.classes, key=lambda c: c.size).name}.size" if pop is not None
+                else "data")
+    out = [(data_key, f"{n_target:,} training rows", 3 * n_target * n_features * per_value),
+           ("shadow.size_per_class", f"{n_attacker:,} attacker rows", 3 * n_attacker * n_features * per_value),
+           ("audit.n_nonmembers", f"{n_audit:,} audit non-members", 3 * n_audit * n_features * per_value)]
+    users = [a for a in attacks.values() if a.needs_reference]
+    if users:
+        n_models = int(plan.reference_node.get("n_models") or 0)
+        n_classes = max(len(target_counts), 2)
+        n_query = n_attacker + n_target + n_audit + 1
+        pools = len({a.pool for a in users})
+        out.append(("reference.n_models", f"{n_models:,} reference models x {n_query:,} rows x {pools} pool(s)",
+                    pools * n_models * n_query * (n_classes * 8 * 4 + 1)))
+    return out
+
+
+def check_memory(plan: "ScenarioPlan", attacks, target_counts, audit_counts) -> None:
+    """Refuse, before anything is drawn, a scenario whose estimate exceeds the memory available."""
+    free = available_memory()
+    if free is None:
+        return
+    parts = memory_estimate(plan, attacks, target_counts, audit_counts)
+    need = sum(b for _, _, b in parts)
+    if need > free:
+        key, what, biggest = max(parts, key=lambda p: p[2])
+        raise ConfigError(key, f"this scenario needs about {need / 2**30:.1f} GiB ({what}: {biggest / 2**30:.1f} GiB) "
+                               f"and {free / 2**30:.1f} GiB are available")
+
+
 def _check_cache_dir(path: Path) -> None:
     """The reference cache directory exists (created if need be) and can be written, before any run opens."""
     import os
@@ -420,4 +474,5 @@ def prepare_scenario(cfg: Mapping[str, Any], launch_dir: Path | None = None, ris
                                                     "non-members; it needs audit=fresh_population")
     record_extra = rec.label if rec is not None and (not rec.member or not plan.audit_enabled) else None
     _reference_checks(plan, attacks, target_counts, audit_counts, record_extra)
+    check_memory(plan, attacks, target_counts, audit_counts)
     return plan
