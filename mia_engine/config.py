@@ -146,6 +146,7 @@ class SVCConfig:
     kernel: str = MISSING
     probability: bool = MISSING
     random_state: Optional[int] = MISSING
+    max_iter: int = MISSING           # libsvm iterations per fit; -1: no limit (a fit may then never end)
     preprocess: Optional[bool] = MISSING
 
 
@@ -159,6 +160,7 @@ class CalibratedSVCConfig:
     method: str = MISSING
     cv: int = MISSING
     ensemble: bool = MISSING
+    max_iter: int = MISSING
     preprocess: Optional[bool] = MISSING
 
 

@@ -17,15 +17,18 @@ from .errors import ConfigError
 # scikit-learn 1.9 deprecates SVC(probability=True) and warns on every fit; exact replay of
 # the tutorial needs it, so the warning is silenced around our own fits only.
 PROBABILITY_DEPRECATION = r"The `probability` parameter was deprecated"
+#: libsvm's warning when it hits ``max_iter``: the engine's configs bound every SVC fit (a C of
+#: 1e20 otherwise never converges, and a fit inside libsvm cannot be interrupted).
+LIBSVM_STOPPED = "Solver terminated early"
 
 
 def calibrated_svc(C: float = 1.0, gamma: float = 3.0, kernel: str = "rbf", random_state: Any = None,
-                   method: str = "sigmoid", cv: int = 5, ensemble: bool = False):
+                   method: str = "sigmoid", cv: int = 5, ensemble: bool = False, max_iter: int = -1):
     """The scikit-learn 1.11 replacement for ``SVC(probability=True)``."""
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.svm import SVC
 
-    return CalibratedClassifierCV(SVC(C=C, gamma=gamma, kernel=kernel, random_state=random_state),
+    return CalibratedClassifierCV(SVC(C=C, gamma=gamma, kernel=kernel, random_state=random_state, max_iter=max_iter),
                                   method=method, cv=cv, ensemble=ensemble)
 
 
@@ -105,9 +108,22 @@ def fit_model(est, X: np.ndarray, y: np.ndarray, key: str):
     if _uses_native_rng(est):
         # Under the lock, so the process-wide warning filters change one thread at a time too;
         # the silenced deprecation only concerns libsvm models.
-        with _NATIVE_RNG_LOCK, warnings.catch_warnings():
+        with _NATIVE_RNG_LOCK, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("default")
             warnings.filterwarnings("ignore", message=PROBABILITY_DEPRECATION, category=FutureWarning)
-            return _fit(est, X, y, key)
+            try:
+                return _fit(est, X, y, key)
+            finally:
+                stopped = [w for w in caught if LIBSVM_STOPPED in str(w.message)]
+                for w in caught:
+                    if w not in stopped:
+                        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+                if stopped:
+                    limit = next((v for k, v in est.get_params(deep=True).items() if k.endswith("max_iter")), None)
+                    raise ConfigError(f"{key}.max_iter", f"{type(_final_step(est)).__name__} stopped after "
+                                                         f"max_iter={limit:,} iterations without converging (an "
+                                                         "extreme C or gamma?); raise it (-1: no limit) or change "
+                                                         "the parameters") from None
     return _fit(est, X, y, key)
 
 

@@ -76,7 +76,7 @@ def roc_styles(names: Sequence[str]) -> dict[str, dict]:
             "color": _COLOURS[i % len(_COLOURS)],
             "linestyle": _LINESTYLES[i % len(_LINESTYLES)],
             "marker": _MARKERS[i % len(_MARKERS)],
-            "linewidth": 3.0 - 1.7 * i / max(n - 1, 1),
+            "linewidth": 2.8 - 1.5 * i / (n - 1) if n > 1 else 2.0,
             "markevery": (every * (i + 0.5) / max(n, 1), every),
         }
     return out
@@ -160,7 +160,8 @@ def roc_figure(result):
     axes_h, top_h, bottom_h = 3.4, 0.4, 0.6
     height = top_h + axes_h + bottom_h + legend_h
     fig = Figure(figsize=(width, height))
-    fig.subplots_adjust(left=0.8 / width, right=1 - 0.25 / width, bottom=(bottom_h + legend_h) / height, top=1 - top_h / height)
+    fig.subplots_adjust(left=0.8 / width, right=1 - 0.25 / width, bottom=(bottom_h + legend_h) / height,
+                        top=1 - top_h / height)
     ax = fig.add_subplot()
 
     for a in audited:

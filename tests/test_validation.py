@@ -108,3 +108,11 @@ def test_a_poisson_support_too_wide_to_tabulate_is_refused(override, key):
     with pytest.raises(ConfigError, match="tabulates at most") as err:
         prepare_scenario(compose_config([override]))
     assert err.value.key == key
+
+
+def test_an_svc_that_never_converges_stops_at_its_bound(tmp_path):
+    # libsvm with C=1e20 iterates for ever without a bound; model.max_iter stops it in seconds.
+    proc = run_cli(["tracking=none", "model.C=1e20", f"hydra.run.dir={tmp_path / 'o'}"], cwd=tmp_path, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith(
+        "error: model.max_iter: SVC stopped after max_iter=1,000,000 iterations without converging")
