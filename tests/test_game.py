@@ -155,3 +155,20 @@ def test_game_bad_input_is_one_line(tmp_path):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: evaluation.n_trials: "), proc.stderr
+
+
+def test_a_long_game_reports_progress_and_time_left(caplog):
+    import logging
+
+    from mia_engine.scenario.game import _chunks, _Progress
+
+    with caplog.at_level(logging.INFO, logger="mia_engine"):
+        p = _Progress(1000)
+        for _ in range(100):
+            p.done(10)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len(lines) == 9 and lines[0].startswith("individual game: 100/1000 trials (10%)")
+    assert all("left" in line for line in lines)
+    # Chunks: every trial once, at most 1% of a large game each.
+    chunks = _chunks(list(range(100_000)), 2)
+    assert sorted(t for c in chunks for t in c) == list(range(100_000)) and max(map(len, chunks)) == 1000
