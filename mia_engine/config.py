@@ -43,7 +43,9 @@ class FeatureConfig:
 class ClassConfig:
     label: int = MISSING
     size: int = MISSING
-    features: Dict[str, FeatureConfig] = field(default_factory=dict)
+    # {name: {dist, <that family's parameters>}} (see FeatureConfig): kept untyped so that a
+    # composed config shows only the parameters given; mia_engine.data.population checks each.
+    features: Dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

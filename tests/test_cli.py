@@ -41,7 +41,7 @@ def test_single_run_on_the_default_embedded_store(tmp_path):
     assert run.info.experiment_id == summary["mlflow"]["experiment_id"]
     p = run.data.params
     assert p["model.gamma"] == "3.0" and p["data.seed"] == "12345" and p["shadow.split_seed"] == "1234"
-    assert p["data.classes.responders.features.bmi_group.weights"] == "[0.5, 5.0, 7.0, 5.0]"
+    assert p["data.classes.responders.features.bmi_group.weights"] == "[0.5, 5, 7, 5]"
     m = run.data.metrics
     assert m["target_record/membership_probability"] == pytest.approx(summary["target_record"]["membership_probability"])
     assert m["target_record/probability_label_1"] == pytest.approx(0.93838505, abs=1e-6)

@@ -69,7 +69,6 @@ def test_suite_and_lists_select_several_attacks():
     ("model.gamma=abc", "model.gamma"),
     ("model.random_state=twelve", "model.random_state"),
     ("data.classes.responders.size=many", "data.classes.responders.size"),
-    ("data.classes.responders.features.diabetes.p=high", "data.classes.responders.features.diabetes.p"),
     ("shadow.test_size=half", "shadow.test_size"),
     ("audit.n_nonmembers=lots", "audit.n_nonmembers"),
     ("tracking.enabled=maybe", "tracking.enabled"),
@@ -99,6 +98,10 @@ def test_schema_rejects_unknown_keys(override, key):
 
 @pytest.mark.parametrize("overrides,key,fragment", [
     (["shadow.test_size=0"], "shadow.test_size", "strictly between"),
+    # Feature nodes are untyped (a composed config shows only the parameters given): the
+    # population parser checks them.
+    (["data.classes.responders.features.diabetes.p=high"], "data.classes.responders.features.diabetes.p",
+     "must be a finite number"),
     (["shadow.test_size=0.995"], "shadow.test_size", "leaves class label(s) [0] out of the shadow train half"),
     (["shadow.size_per_class=0"], "shadow.size_per_class", "at least one shadow row"),
     (["+shadow.sizes.smokers=5"], "shadow.sizes.smokers", "no class 'smokers'"),

@@ -257,7 +257,13 @@ def _parse_distribution(node: Mapping[str, Any], key: str) -> Distribution:
             raise ConfigError(f"{key}.p", f"a probability must lie in [0, 1], got {p}")
         kwargs["p"] = p
     elif dist == "categorical":
+        for k in ("values", "weights"):
+            if not isinstance(given[k], (list, tuple)):
+                raise ConfigError(f"{key}.{k}", f"a list, got {given[k]!r}")
         values, weights = list(given["values"]), list(given["weights"])
+        for w in weights:
+            if not _is_number(w):
+                raise ConfigError(f"{key}.weights", f"weights must be numbers, got {w!r}")
         if not values:
             raise ConfigError(f"{key}.values", "needs at least one value")
         for v in values:
