@@ -6,10 +6,11 @@ The scenario is composed from conf/ by Hydra; mia_engine does the work. See READ
 import hydra
 
 from mia_engine.app import run_job
-from mia_engine.cli import exit_on_user_error, guarded
+from mia_engine.cli import exit_on_user_error, guarded, register_resolvers
 from mia_engine.config import register_configs
 
 register_configs()
+register_resolvers()  # ${mia.now:...} and ${mia.pid:}: conf/config.yaml's output directories
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="config")

@@ -3,6 +3,10 @@
 Hydra prints composition errors over several lines; with ``HYDRA_FULL_ERROR=1`` it re-raises
 them instead, and :func:`guarded` condenses them to ``error: <full config key>: <problem>``.
 Set ``HYDRA_FULL_ERROR=1`` yourself to get Hydra's full traces back.
+
+Ctrl-C (SIGINT) closes every open MLflow run FAILED and ends with one line, ``interrupted: ...``,
+and exit code 130. :func:`register_resolvers` adds the ``${mia.now:...}`` and ``${mia.pid:}``
+resolvers that give every run and sweep its own output directory (see ``conf/config.yaml``).
 """
 
 from __future__ import annotations
@@ -11,8 +15,10 @@ import atexit
 import functools
 import logging
 import os
+import signal
 import sys
 import threading
+from datetime import datetime
 from typing import Any, Callable
 
 from .errors import AbortSweep, MiaEngineError
@@ -20,6 +26,30 @@ from .errors import AbortSweep, MiaEngineError
 
 # The process that runs the command line (set by guarded); tasks running elsewhere raise.
 _CLI_PID: int | None = None
+# Where the running job (or sweep) writes, for the interruption message.
+_OUTPUTS: str | None = None
+INTERRUPTED_EXIT_CODE = 130  # 128 + SIGINT, as shells report Ctrl-C
+
+_STARTED: datetime | None = None
+
+
+def _started() -> datetime:
+    """This command's start, fixed at its first use: one instant for every path formatted from it."""
+    global _STARTED
+    if _STARTED is None:
+        _STARTED = datetime.now()
+    return _STARTED
+
+
+def register_resolvers() -> None:
+    """``${mia.now:<strftime pattern>}`` (the command's start; ``%f`` gives microseconds) and
+    ``${mia.pid:}`` (its process id): with both, output directories are unique per command
+    however many start in the same second. Call before Hydra composes the config."""
+    from omegaconf import OmegaConf
+
+    OmegaConf.register_new_resolver("mia.now", lambda pattern: _started().strftime(pattern), use_cache=True,
+                                    replace=True)
+    OmegaConf.register_new_resolver("mia.pid", lambda: str(os.getpid()), use_cache=True, replace=True)
 
 
 def _one_line(text: str) -> str:
@@ -76,6 +106,8 @@ def exit_on_user_error(task: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(task)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if os.getpid() == _CLI_PID:
+            _note_outputs()
         try:
             return task(*args, **kwargs)
         except MiaEngineError as e:
@@ -96,6 +128,7 @@ def guarded(entry: Callable[[], Any]) -> None:
     """
     global _CLI_PID
     _CLI_PID = os.getpid()
+    register_resolvers()
     code: Any = 0
     if os.environ.get("HYDRA_FULL_ERROR") == "1":
         try:
@@ -110,7 +143,9 @@ def guarded(entry: Callable[[], Any]) -> None:
             entry()
         except SystemExit as e:
             code = e.code
-        except AbortSweep as e:  # a sweep stopped in the driver before any job launched
+        except KeyboardInterrupt:
+            code = _interrupted()
+        except AbortSweep as e:  # a sweep stopped in the driver (before its jobs, or failed at its end)
             code = _report(str(e.error), e.error.exit_code)
         except MiaEngineError as e:
             # Ray re-raises a worker's error as a subclass of it, with the original as `cause`.
@@ -151,6 +186,59 @@ class _HoldJobErrorLine:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
+
+
+def _note_outputs() -> None:
+    """Remember where the job writes: its output directory, or its sweep's directory."""
+    global _OUTPUTS
+    try:
+        from hydra.core.hydra_config import HydraConfig
+        from hydra.types import RunMode
+
+        hc = HydraConfig.get()
+        if hc.mode == RunMode.MULTIRUN:
+            _OUTPUTS = os.path.join(hc.runtime.cwd, hc.sweep.dir)
+        else:
+            _OUTPUTS = hc.runtime.output_dir
+    except Exception:  # noqa: BLE001 - only for a message
+        pass
+
+
+def _outputs_so_far() -> str | None:
+    where = _OUTPUTS
+    tracking = sys.modules.get("mia_engine.tracking")
+    if tracking is not None and tracking.current_sweep_dir():  # a sweep (its jobs may run elsewhere)
+        where = tracking.current_sweep_dir()
+    return where if where and os.path.isdir(where) else None
+
+
+def _interrupted() -> int:
+    """Ctrl-C: close this process's open runs FAILED, say so in one line, exit 130."""
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
+    except ValueError:  # not the main thread
+        pass
+    closed: list[str] = []
+    where = _outputs_so_far()
+    tracking = sys.modules.get("mia_engine.tracking")
+    if tracking is not None:
+        try:
+            closed = tracking.close_open_runs()
+        except Exception:  # noqa: BLE001 - the store may be what hangs
+            pass
+    parts = []
+    if closed:
+        parts.append(f"run {closed[0]} closed as FAILED" if len(closed) == 1
+                     else f"runs {', '.join(closed)} closed as FAILED")
+    if where:
+        parts.append(f"outputs so far in {where}")
+    line = "interrupted: " + "; ".join(parts) if parts else "interrupted"
+    try:
+        tty = sys.stderr.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    sys.stderr.write(("\n" if tty else "") + line + "\n")  # on a terminal, after the echoed ^C
+    return INTERRUPTED_EXIT_CODE
 
 
 def _report(message: str, code: int) -> int:

@@ -48,6 +48,7 @@ PARENT_RUN_FILE = "mlflow_parent_run.json"
 PARENT_TAG = "mlflow.parentRunId"
 VERDICT_TAG = "mia.verdict"       # do_not_release | needs_review | no_evidence
 HOST_TAG, PID_TAG, PID_START_TAG = "mia.host", "mia.pid", "mia.pid_start"  # the process that owns a run
+PID_NS_TAG = "mia.pid_ns"  # its pid namespace: containers sharing a host name do not see each other's pids
 CLOSED_REASON_TAG = "mia.closed_reason"
 PROCESS_GONE = "process gone"
 STORE_LOCK_TIMEOUT = 300.0  # seconds to wait for another process creating the SQLite store
@@ -94,6 +95,11 @@ def _sqlite_path(uri: str) -> Path | None:
     return Path(path)
 
 
+def _where_failed(e: OSError, target: Path) -> str:
+    """`` (at <path>)`` when creating ``target`` failed at one of its parents."""
+    return f" (at {e.filename})" if e.filename and str(e.filename) != str(target) else ""
+
+
 def check_store_writable(uri: str) -> None:
     """A SQLite store must be writable before MLflow opens it: its directory (SQLite writes its
     journal there, and creates the file on first use) and the file when it exists. Otherwise a
@@ -105,7 +111,7 @@ def check_store_writable(uri: str) -> None:
     try:
         db.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise TrackingError(f"{where} cannot be created: {e.strerror or e} ({e.filename or db.parent})") from None
+        raise TrackingError(f"{where} cannot be created: {e.strerror or e}{_where_failed(e, db.parent)}") from None
     if not os.access(db.parent, os.W_OK | os.X_OK):
         raise TrackingError(f"{where} cannot be written: its directory {db.parent} is not writable") from None
     if db.is_dir():
@@ -196,6 +202,14 @@ def _hostname() -> str:
     return socket.gethostname()
 
 
+@functools.lru_cache(maxsize=1)
+def _pid_namespace() -> str | None:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
 def owner_tags(pid: int | None = None) -> dict[str, str]:
     """``mia.host``, ``mia.pid`` and ``mia.pid_start`` of the process owning a run (this one)."""
     pid = os.getpid() if pid is None else pid
@@ -203,11 +217,15 @@ def owner_tags(pid: int | None = None) -> dict[str, str]:
     start = process_start(pid)
     if start:
         tags[PID_START_TAG] = start
+    if _pid_namespace():
+        tags[PID_NS_TAG] = _pid_namespace()
     return tags
 
 
 def process_alive(pid: int, start: str | None) -> bool:
     """Whether process ``pid`` exists and, when ``start`` was recorded, is the same process."""
+    if os.name != "posix":
+        return True  # os.kill(pid, 0) would stop the process on Windows: never judge there
     if pid <= 0:
         return False
     try:
@@ -227,13 +245,16 @@ def process_alive(pid: int, start: str | None) -> bool:
 
 def close_stale_runs(client, experiment_id: str) -> list[str]:
     """Close FAILED the RUNNING runs of ``experiment_id`` owned by processes of this host that are
-    gone (tagged ``mia.closed_reason=process gone``); one query when there are none."""
+    gone (tagged ``mia.closed_reason=process gone``); one query when there are none. Runs of
+    another pid namespace (a container with the same host name) are left alone."""
     host = _hostname().replace("'", "")
     found = client.search_runs([experiment_id], max_results=1000,
                                filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'")
     closed = []
     for run in found:
         tags = run.data.tags
+        if tags.get(PID_NS_TAG, _pid_namespace()) != _pid_namespace():
+            continue
         try:
             pid = int(tags.get(PID_TAG, ""))
         except ValueError:
@@ -600,7 +621,7 @@ def close_open_runs() -> list[str]:
         except BaseException:  # noqa: BLE001 - best effort on the way out
             pass
     for parent in list(SweepParentRun.active):
-        parent._close_failed()
+        parent._close_failed(interrupted=True)
     return list(_FAILED_RUNS)
 
 
@@ -632,7 +653,7 @@ class TrackingSession:
         self._proc = self._conn = None
         self._opening = False  # a start request whose reply is unread
         self._open_error: TrackingError | None = None
-        self._done = False
+        self._done = self._logging = False
         self.run_id = self.experiment_id = self.uri = None
         if tracking.get("background", True) and _fork_is_safe():
             import multiprocessing
@@ -690,13 +711,16 @@ class TrackingSession:
         else:
             self.wait_open()
             self._send(("log", dict(params), dict(metrics), items, described, tags))
+            self._logging = True  # a reply to read, even if interrupted meanwhile (see abandon)
             try:
                 self._receive()
             except TrackingError:
                 _note_failed(self.run_id)  # the helper closes a run it could not finish FAILED
                 raise
-            finally:
+            else:
                 self._stop()
+            finally:
+                self._logging = False
 
     def abandon(self) -> None:
         if self._done:
@@ -709,7 +733,13 @@ class TrackingSession:
         try:
             if self._opening:
                 self.wait_open()
-            if self.run_id is not None:
+            if self._logging:  # interrupted while the helper logs: it closes the run either way
+                self._logging = False
+                try:
+                    self._receive()
+                except TrackingError:
+                    _note_failed(self.run_id)
+            elif self.run_id is not None:
                 self._send(("fail",))
                 self._receive()
                 _note_failed(self.run_id)
@@ -865,9 +895,7 @@ def reuse_finished_run(tracking: Mapping[str, Any], launch_dir: Path, config_has
     uri = resolve_tracking_uri(tracking.get("uri"), launch_dir)
     _configure_mlflow(tracking)
     with _guard(uri, "looking for a finished run to resume from"):
-        from mlflow.tracking import MlflowClient
-
-        client = MlflowClient(tracking_uri=uri)
+        client = _open_client(uri)
         exp = client.get_experiment_by_name(tracking["experiment_name"])
         if exp is None:
             return None
@@ -899,26 +927,77 @@ def reuse_finished_run(tracking: Mapping[str, Any], launch_dir: Path, config_has
 # ---------------------------------------------------------------------------------------------
 # Multirun: one parent run per sweep
 
+class SweepFailedError(MiaEngineError):
+    """A sweep whose parent run ended FAILED: a job's run failed or is missing."""
+
+    exit_code = 1
+
+
+# The parent run of each sweep this process drives: jobs run in the driver (the basic launcher)
+# take it from here, jobs in other processes from the sweep directory's file.
+_SWEEP_PARENTS: dict[str, str] = {}
+_SWEEP_DIRS: list[str] = []  # sweeps this process drives (tracked or not), for messages
+
+
+def current_sweep_dir() -> str | None:
+    """The directory of the sweep this process drives, if any."""
+    return _SWEEP_DIRS[-1] if _SWEEP_DIRS else None
+
+
 def parent_run_file(sweep_dir: Path) -> Path:
     return Path(sweep_dir) / PARENT_RUN_FILE
 
 
 def read_parent_run(sweep_dir: Path) -> str | None:
+    """The parent run of the sweep writing to ``sweep_dir`` (None: the sweep is not tracked)."""
+    own = _SWEEP_PARENTS.get(os.path.abspath(sweep_dir))
+    if own is not None:
+        return own
     f = parent_run_file(sweep_dir)
-    return json.loads(f.read_text())["run_id"] if f.exists() else None
+    try:
+        text = f.read_text()
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise TrackingError(f"hydra.sweep.dir: cannot read the sweep's parent run from {f}: {e.strerror or e}") from None
+    try:
+        return json.loads(text)["run_id"]
+    except (ValueError, KeyError, TypeError):
+        raise TrackingError(f"hydra.sweep.dir: {f} does not name the sweep's parent run "
+                            "(written by another program?)") from None
+
+
+def _check_sweep_dir(sweep_dir: Path) -> None:
+    """The sweep directory must exist or be creatable, and be writable: else one line naming
+    ``hydra.sweep.dir`` before anything starts."""
+    from .errors import ConfigError
+
+    try:
+        sweep_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConfigError("hydra.sweep.dir", f"cannot create {sweep_dir}: {e.strerror or e}"
+                                             f"{_where_failed(e, sweep_dir)}") from None
+    if not os.access(sweep_dir, os.W_OK | os.X_OK):
+        raise ConfigError("hydra.sweep.dir", f"{sweep_dir} is not writable") from None
 
 
 class SweepParentRun(Callback):
     """Hydra callback: a parent MLflow run per multirun, its jobs nested under it.
 
     Runs in the driver. The parent's id goes to ``<sweep dir>/mlflow_parent_run.json`` where
-    every job (in any launcher on this file system) finds it. The parent is closed FINISHED
-    when every child finished, FAILED otherwise; if the sweep dies before
-    ``on_multirun_end``, an exit handler closes it FAILED.
+    every job (in any launcher on this file system) finds it; the driver holds an exclusive
+    lock on that file while the sweep runs, so a second live sweep cannot take over the same
+    directory (it stops with one line naming ``hydra.sweep.dir``). The parent is closed FINISHED
+    when every child finished, FAILED otherwise, and then the command exits non-zero; if the
+    sweep dies before ``on_multirun_end``, an exit handler closes it FAILED.
     """
+
+    active: list["SweepParentRun"] = []  # callbacks with an open parent run (this process)
 
     def __init__(self) -> None:
         self._tracker: RunTracker | None = None
+        self._fd: int | None = None
+        self._sweep_dir: Path | None = None
 
     def on_multirun_start(self, config, **kwargs: Any) -> None:
         try:
@@ -929,34 +1008,88 @@ class SweepParentRun(Callback):
     def _start(self, config) -> None:
         from omegaconf import OmegaConf
 
+        from .errors import ConfigError
         from .sweep_checks import check_sweeper
 
         check_sweeper(config)
-        tracking = OmegaConf.to_container(config.tracking, resolve=True)
-        if not tracking.get("enabled"):
-            return
         hc = config.hydra  # HydraConfig is not set yet in the driver
         launch_dir = Path(hc.runtime.cwd)
         sweep_dir = launch_dir / hc.sweep.dir
+        _check_sweep_dir(sweep_dir)
+        _SWEEP_DIRS.append(str(sweep_dir))
+        tracking = OmegaConf.to_container(config.tracking, resolve=True)
+        if not tracking.get("enabled"):
+            return
+        self._claim(parent_run_file(sweep_dir))
         overrides = list(hc.overrides.task)
         shown = [o for o in overrides if not o.lstrip("+~").startswith(("tracking.", "hydra."))]
         name = tracking.get("run_name") or " ".join(["sweep", *shown])
-        self._tracker = RunTracker.start(
-            tracking, launch_dir, name,
-            tags={"mia.role": "sweep", "mia.sweep_dir": str(sweep_dir), "mia.overrides": " ".join(overrides),
-                  "mlflow.source.git.commit": git_commit(Path(__file__).resolve().parent)},
-        )
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        parent_run_file(sweep_dir).write_text(json.dumps({
-            "run_id": self._tracker.run_id, "experiment_id": self._tracker.experiment_id,
-            "tracking_uri": self._tracker.uri}) + "\n")
+        try:
+            self._tracker = RunTracker.start(
+                tracking, launch_dir, name,
+                tags={"mia.role": "sweep", "mia.sweep_dir": str(sweep_dir), "mia.overrides": " ".join(overrides),
+                      "mlflow.source.git.commit": git_commit(Path(__file__).resolve().parent)},
+            )
+        except BaseException:
+            self._release()
+            raise
+        t = self._tracker
+        self._sweep_dir = sweep_dir
+        SweepParentRun.active.append(self)
         atexit.register(self._close_failed)
+        try:
+            data = json.dumps({"run_id": t.run_id, "experiment_id": t.experiment_id, "tracking_uri": t.uri,
+                               "sweep_dir": str(sweep_dir), **owner_tags()}) + "\n"
+            os.ftruncate(self._fd, 0)
+            os.pwrite(self._fd, data.encode(), 0)
+        except OSError as e:
+            self._close_failed()
+            raise ConfigError("hydra.sweep.dir", f"cannot write {parent_run_file(sweep_dir)}: "
+                                                 f"{e.strerror or e}") from None
+        _SWEEP_PARENTS[os.path.abspath(sweep_dir)] = t.run_id
+
+    def _claim(self, path: Path) -> None:
+        """Open the parent-run file and lock it for this sweep (refused while another sweep holds it)."""
+        from .errors import ConfigError
+
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as e:
+            raise ConfigError("hydra.sweep.dir", f"cannot write {path}: {e.strerror or e}") from None
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            try:
+                other = json.loads(path.read_text()).get("run_id")
+            except (OSError, ValueError):
+                other = None
+            raise ConfigError("hydra.sweep.dir", f"{path.parent} is in use by another sweep that is still running"
+                                                 f"{f' (parent run {other})' if other else ''}; "
+                                                 "choose another hydra.sweep.dir") from None
+        except (ImportError, OSError):
+            pass  # no locking here (not POSIX, or a file system without locks)
+        self._fd = fd
+
+    def _release(self) -> None:
+        if self in SweepParentRun.active:
+            SweepParentRun.active.remove(self)
+        if self._sweep_dir is not None:
+            _SWEEP_PARENTS.pop(os.path.abspath(self._sweep_dir), None)
+        if self._fd is not None:
+            try:
+                os.close(self._fd)  # releases the lock
+            except OSError:
+                pass
+            self._fd = None
 
     def on_multirun_end(self, config, **kwargs: Any) -> None:
         t = self._tracker
         if t is None:
             return
-        atexit.unregister(self._close_failed)
+        sweep_dir = self._sweep_dir
         try:
             with _guard(t.uri, "reading the sweep's child runs"):
                 children = t.client.search_runs([t.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{t.run_id}'",
@@ -964,13 +1097,34 @@ class SweepParentRun(Callback):
             failed = [r for r in children if r.info.status != "FINISHED"]
             t.log_metrics({"sweep/n_jobs": len(children), "sweep/n_failed": len(failed)})
             if children:
-                self._log_summary(config, t, children)
-            t.finish("FINISHED" if children and not failed else "FAILED")
-        except TrackingError:
-            t.fail_quietly()
-            raise
+                try:
+                    self._log_summary(config, t, children)
+                except TrackingError:
+                    raise
+                except Exception as e:  # noqa: BLE001 - the jobs' outcome decides the parent's
+                    log.warning("sweep: the sweep summary could not be written: %s: %s", type(e).__name__, e)
+            status = "FINISHED" if children and not failed else "FAILED"
+            t.finish(status)
+        except TrackingError as e:
+            raise AbortSweep(e) from None  # not an Exception: Hydra would only warn
         finally:
+            if not t.closed:
+                t.fail_quietly()
+            atexit.unregister(self._close_failed)
+            self._release()
             self._tracker = None
+        if status == "FAILED":
+            _note_failed(t.run_id)
+            if not children:
+                why = "no job run was recorded under it"
+            else:
+                counts: dict[str, int] = {}
+                for r in failed:
+                    counts[r.info.status] = counts.get(r.info.status, 0) + 1
+                why = (f"{len(failed)} of {len(children)} job runs did not finish ("
+                       + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) + ")")
+            raise AbortSweep(SweepFailedError(f"sweep: {why}; parent run {t.run_id} closed as FAILED; "
+                                              f"outputs in {sweep_dir}"))
 
     def _log_summary(self, config, t: RunTracker, children) -> None:
         """Every job's overrides and key metrics (CSV, Markdown, plots; Pareto front) on the parent."""
@@ -992,7 +1146,33 @@ class SweepParentRun(Callback):
         t.log_artifact(out, "sweep_summary")
 
 
-    def _close_failed(self) -> None:
-        if self._tracker is not None:
-            self._tracker.fail_quietly()
-            self._tracker = None
+    def _close_failed(self, interrupted: bool = False) -> None:
+        """Close the parent FAILED (the sweep died). Its children still RUNNING are closed FAILED
+        too when their process is gone or, ``interrupted``, in any case (jobs in launcher
+        workers are stopped with the sweep)."""
+        atexit.unregister(self._close_failed)
+        self._release()
+        t, self._tracker = self._tracker, None
+        if t is None:
+            return
+        try:
+            from mlflow.entities import RunTag
+
+            running = t.client.search_runs([t.experiment_id], max_results=50000,
+                                           filter_string=f"tags.`{PARENT_TAG}` = '{t.run_id}' "
+                                                         "and attributes.status = 'RUNNING'")
+            for r in running:
+                tags = r.data.tags
+                try:
+                    pid = int(tags.get(PID_TAG, ""))
+                except ValueError:
+                    pid = -1
+                gone = not process_alive(pid, tags.get(PID_START_TAG))
+                if gone or interrupted:
+                    reason = PROCESS_GONE if gone else "sweep interrupted"
+                    t.client.log_batch(r.info.run_id, tags=[RunTag(CLOSED_REASON_TAG, reason)])
+                    t.client.set_terminated(r.info.run_id, "FAILED")
+                    _note_failed(r.info.run_id)
+        except Exception as e:  # noqa: BLE001 - the parent is closed below in any case
+            log.debug("tracking: could not close the sweep's running jobs: %s", e)
+        t.fail_quietly()
