@@ -74,6 +74,17 @@ def describe_hydra_error(exc: BaseException) -> str | None:
     for e in chain:
         if isinstance(e, (HydraException, OmegaConfBaseException)):
             return _one_line(str(e).split("Config search path:")[0])
+    # Hydra creating the run's output directory (before the task starts) on a path that
+    # cannot take it: a file in the way, no permission.
+    if isinstance(exc, OSError):
+        frames, tb = [], exc.__traceback__
+        while tb is not None:
+            frames.append(tb.tb_frame.f_globals.get("__name__", ""))
+            tb = tb.tb_next
+        ours = [m for m in frames if m.startswith("mia_engine") and m != __name__]
+        if "hydra.core.utils" in frames and not ours:
+            where = exc.filename if getattr(exc, "filename", None) else ""
+            return f"hydra.run.dir: cannot create the output directory {where!s}: {exc.strerror or exc}"
     # Raised inside a sweeper plugin (e.g. Optuna rejecting its settings): name the sweeper.
     tb = exc.__traceback__
     while tb is not None and tb.tb_next is not None:

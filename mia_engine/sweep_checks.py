@@ -19,6 +19,10 @@ def check_sweeper(config: Any) -> None:
     from hydra.core.override_parser.types import IntervalSweep
     from omegaconf import OmegaConf
 
+    launcher = OmegaConf.select(config, "hydra.launcher") or {}
+    if "n_jobs" in launcher and launcher.get("n_jobs") == 0:
+        raise ConfigError("hydra.launcher.n_jobs", "must be a positive number of workers or negative (-1: all "
+                                                   "cores), got 0")
     sweeper = OmegaConf.select(config, "hydra.sweeper") or {}
     target = str(sweeper.get("_target_", ""))
     if "optuna" in target.lower():

@@ -46,6 +46,7 @@ log = logging.getLogger("mia_engine")
 
 PARENT_RUN_FILE = "mlflow_parent_run.json"
 PARENT_TAG = "mlflow.parentRunId"
+EXPERIMENT_KIND_TAG, EXPERIMENT_KIND = "mlflow.experimentKind", "custom_model_development"
 VERDICT_TAG = "mia.verdict"       # do_not_release | needs_review | no_evidence
 HOST_TAG, PID_TAG, PID_START_TAG = "mia.host", "mia.pid", "mia.pid_start"  # the process that owns a run
 PID_NS_TAG = "mia.pid_ns"  # its pid namespace: containers sharing a host name do not see each other's pids
@@ -279,6 +280,8 @@ def _configure_mlflow(cfg: Mapping[str, Any]) -> None:
     os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(int(cfg.get("http_request_timeout", 10)))
     os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(int(cfg.get("http_request_max_retries", 1)))
     os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = str(int(cfg.get("http_request_backoff_factor", 1)))
+    # No download progress bars in a job's log (a resumed run downloads its old summary).
+    os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
 
 
 # Root causes worth naming, most specific first.
@@ -866,7 +869,9 @@ def _experiment_id(client, name: str, uri: str) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is None:
         try:
-            return client.create_experiment(name, artifact_location=_local_artifact_root(uri))
+            # MLflow 3's UI opens an experiment in the view of its kind: model training, not GenAI.
+            return client.create_experiment(name, artifact_location=_local_artifact_root(uri),
+                                            tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
         except Exception:
             exp = client.get_experiment_by_name(name)  # created meanwhile by a parallel job
             if exp is None:

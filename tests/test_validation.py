@@ -116,3 +116,30 @@ def test_an_svc_that_never_converges_stops_at_its_bound(tmp_path):
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines()[-1].startswith(
         "error: model.max_iter: SVC stopped after max_iter=1,000,000 iterations without converging")
+
+
+def test_an_output_dir_that_cannot_be_made_is_one_line(tmp_path):
+    (tmp_path / "afile").write_text("x")  # (running as root ignores permissions: a file in the way)
+    proc = run_cli(["tracking=none", "hydra.run.dir=afile/sub"], cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1] == ("error: hydra.run.dir: cannot create the output directory "
+                                                    "afile/sub: Not a directory")
+
+
+def test_a_joblib_launcher_with_no_workers_is_refused_in_the_driver(tmp_path):
+    proc = run_cli(["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=0", "model.gamma=0.1,3", "tracking=none"],
+                   cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: hydra.launcher.n_jobs: must be a positive number")
+    assert not list(tmp_path.rglob("summary.json"))
+
+
+def test_experiments_open_in_the_model_training_view_and_resume_is_quiet(tmp_path):
+    from conftest import mlflow_client
+
+    assert run_cli([], cwd=tmp_path).returncode == 0
+    client = mlflow_client(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert client.get_experiment_by_name("mia-engine").tags["mlflow.experimentKind"] == "custom_model_development"
+    again = run_cli(["tracking.resume=true"], cwd=tmp_path)
+    assert again.returncode == 0 and "already FINISHED" in again.stdout + again.stderr
+    assert "Downloading artifacts" not in again.stderr and "%|" not in again.stderr
