@@ -143,3 +143,25 @@ def test_experiments_open_in_the_model_training_view_and_resume_is_quiet(tmp_pat
     again = run_cli(["tracking.resume=true"], cwd=tmp_path)
     assert again.returncode == 0 and "already FINISHED" in again.stdout + again.stderr
     assert "Downloading artifacts" not in again.stderr and "%|" not in again.stderr
+
+
+def test_no_named_record_runs_to_the_end_and_says_so(tmp_path):
+    proc = run_cli(["data.target_record=null", f"hydra.run.dir={tmp_path / 'o'}"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-1000:]
+    import json
+
+    s = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert "target_record" not in s and s["verdict"]["outcome"] == "do_not_release"
+    from conftest import mlflow_client
+
+    client = mlflow_client(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert client.get_run(s["mlflow"]["run_id"]).info.status == "FINISHED"
+
+
+def test_the_composed_config_shows_only_parameters_given(tmp_path):
+    proc = run_cli(["--cfg", "job"], cwd=tmp_path)
+    assert proc.returncode == 0
+    data = proc.stdout.split("\nmodel:")[0]
+    # Each feature lists its dist and its own parameters: no rows of nulls.
+    assert "null" not in data.split("target_record:")[0]
+    assert len(proc.stdout.splitlines()) < 300
