@@ -129,10 +129,33 @@ def fit_model(est, X: np.ndarray, y: np.ndarray, key: str):
 
 def _fit(est, X: np.ndarray, y: np.ndarray, key: str):
     try:
-        est.fit(X, y)
+        _interruptible(est.fit, X, y)
     except ValueError as e:
         raise ConfigError(key, f"fitting {type(est).__name__} failed: {e}") from None
     return est
+
+
+def _interruptible(fn, *args):
+    """``fn(*args)``, from the main thread in a helper thread, so that Ctrl-C is felt at once
+    (Python only sees a signal between bytecodes, and libsvm can compute for minutes in one
+    call). The abandoned fit ends with the process. Off the main thread: a plain call."""
+    if threading.current_thread() is not threading.main_thread():
+        return fn(*args)
+    box: dict[str, Any] = {}
+
+    def work():
+        try:
+            box["value"] = fn(*args)
+        except BaseException as e:  # handed to the caller below
+            box["error"] = e
+
+    t = threading.Thread(target=work, name="mia-fit", daemon=True)
+    t.start()
+    while t.is_alive():
+        t.join(0.1)
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
 
 
 def require_probabilities(est, key: str, attacks: str = "the attack") -> None:

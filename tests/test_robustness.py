@@ -319,3 +319,18 @@ def test_store_checks_need_no_mlflow(tmp_path, monkeypatch):
         check_store_writable(f"sqlite:///{db}")
     check_store_writable("http://127.0.0.1:5000")  # only SQLite stores are checked
     check_store_writable("sqlite:///:memory:")
+
+
+def test_ctrl_c_during_a_long_fit_stops_at_once(tmp_path):
+    # libsvm with C=1e20 and a raised bound computes for minutes inside one call; the fit runs
+    # off the main thread, so Ctrl-C is felt within a second all the same.
+    proc = subprocess.Popen([sys.executable, str(RUN_PY), "tracking=none", "model.C=1e20", "model.max_iter=100000000",
+                             f"hydra.run.dir={tmp_path / 'o'}"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    time.sleep(6)  # composing and drawing take about 2 s; the fit then runs for minutes
+    assert proc.poll() is None
+    sent = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 130 and time.monotonic() - sent < 5
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("interrupted")
