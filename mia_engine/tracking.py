@@ -879,6 +879,8 @@ def _experiment_id(client, name: str, uri: str) -> str:
     if exp.lifecycle_stage == "deleted":
         raise TrackingError(f"tracking.experiment_name: experiment {name!r} is deleted in {redact(uri)}; "
                             "restore it (mlflow experiments restore) or choose another name")
+    if EXPERIMENT_KIND_TAG not in (exp.tags or {}):  # made before the engine set its kind
+        client.set_experiment_tag(exp.experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     return exp.experiment_id
 
 
