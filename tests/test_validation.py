@@ -93,7 +93,7 @@ def test_the_memory_estimate_follows_the_sizes(monkeypatch):
     (data_key,) = [k for k in parts if k.startswith("data.classes.")]
     assert parts[data_key] == 3 * 200 * 6 * 64
     # Less memory than that: refused, naming the largest part.
-    monkeypatch.setattr(plan_mod, "available_memory", lambda: 1000)
+    monkeypatch.setattr(plan_mod, "available_memory", lambda: 1_000_000)  # the rows fit, the models do not
     with pytest.raises(ConfigError, match="needs about") as err:
         prepare_scenario(compose_config(["attack=lira"]))
     assert err.value.key == "reference.n_models"

@@ -99,7 +99,7 @@ def available_memory() -> int | None:
     return None
 
 
-def memory_estimate(plan: "ScenarioPlan", attacks, target_counts: Mapping[int, int],
+def memory_estimate(plan: Any, attacks, target_counts: Mapping[int, int],
                     audit_counts: Mapping[int, int]) -> list[tuple[str, str, int]]:
     """The large allocations a run makes, before it makes them: (config key, what, bytes).
     Rows drawn value by value in Python (the tutorial's sampler) cost about 64 bytes a value,
@@ -128,7 +128,7 @@ def memory_estimate(plan: "ScenarioPlan", attacks, target_counts: Mapping[int, i
     return out
 
 
-def check_memory(plan: "ScenarioPlan", attacks, target_counts, audit_counts) -> None:
+def check_memory(plan: Any, attacks, target_counts, audit_counts) -> None:
     """Refuse, before anything is drawn, a scenario whose estimate exceeds the memory available."""
     free = available_memory()
     if free is None:
@@ -409,6 +409,11 @@ def prepare_scenario(cfg: Mapping[str, Any], launch_dir: Path | None = None, ris
     if not 0.0 < shadow["test_size"] < 1.0:
         raise ConfigError("shadow.test_size", f"must lie strictly between 0 and 1, got {shadow['test_size']}")
     source = build_source(cfg, launch_dir)
+    # The rows alone first, before the attacker's labels are laid out for the split check below
+    # (a class of 1e8 rows would take minutes there); the reference models join the full check.
+    from types import SimpleNamespace
+
+    check_memory(SimpleNamespace(source=source, reference_node={}), {}, source.target_counts(), {})
     # The attacker's labels are known before any draw (class blocks in order, or the table's
     # rows), so a split that leaves a class out of either half is caught here, as it will happen.
     y_shadow = source.attacker_labels()
