@@ -406,7 +406,9 @@ def _n_workers(n_jobs: int, backend: str, n_models: int) -> int:
 # Cache files
 
 
-def _prepare_cache_dir(cache_dir) -> Path:
+def prepare_cache_dir(cache_dir) -> Path:
+    """The reference cache directory, created if need be; a ConfigError naming
+    ``reference.cache_dir`` when it cannot be made or written (checked before any run opens)."""
     path = Path(cache_dir).expanduser()
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -415,6 +417,8 @@ def _prepare_cache_dir(cache_dir) -> Path:
                                                  f"{e.strerror or e}") from None
     if not path.is_dir():
         raise ConfigError("reference.cache_dir", f"{str(path)!r} is not a directory")
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise ConfigError("reference.cache_dir", f"{str(path)!r} cannot be written (or reference.cache=false)")
     return path
 
 
@@ -717,7 +721,7 @@ def train_reference_models(model, model_key: str, X_pool, y_pool, X_extra=None, 
     path = secret = None
     write = False
     if cache_dir is not None:
-        directory = _prepare_cache_dir(cache_dir)
+        directory = prepare_cache_dir(cache_dir)
         secret = _cache_secret(directory)
     if secret is not None:
         path = directory / f"{key}.npz"

@@ -141,21 +141,6 @@ def check_memory(plan: Any, attacks, target_counts, audit_counts) -> None:
                                f"and {free / 2**30:.1f} GiB are available")
 
 
-def _check_cache_dir(path: Path) -> None:
-    """The reference cache directory exists (created if need be) and can be written, before any run opens."""
-    import os
-
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise ConfigError("reference.cache_dir", f"cannot create the cache directory {str(path)!r}: "
-                                                 f"{e.strerror or e}") from None
-    if not path.is_dir():
-        raise ConfigError("reference.cache_dir", f"{str(path)!r} is not a directory")
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise ConfigError("reference.cache_dir", f"{str(path)!r} cannot be written (or reference.cache=false)")
-
-
 def split_shadow(X: np.ndarray, y: np.ndarray, shadow: Mapping[str, Any]):
     """The notebook's ``train_test_split``; every class must land in both halves.
 
@@ -465,7 +450,9 @@ def prepare_scenario(cfg: Mapping[str, Any], launch_dir: Path | None = None, ris
     _, _, attacks = plan.build_estimators()  # validates the models' and the attacks' parameters
 
     if cache_dir is not None and any(a.needs_reference for a in attacks.values()):
-        _check_cache_dir(cache_dir)
+        from ..reference import prepare_cache_dir
+
+        prepare_cache_dir(cache_dir)
     rec = source.target_record
     target_counts = plan.member_counts()
     _check_neighbours(plan, min(sum(target_counts.values()), shadow_train_rows))
