@@ -85,11 +85,14 @@ def run_job(cfg) -> float | None:
     resolved = OmegaConf.to_container(cfg, resolve=True)
     tracking = resolved["tracking"]
     overrides = list(hc.overrides.task)
-    # A table's named records are real people: their values stay out of MLflow (params, tags,
-    # run name, logged config) unless the datasets are logged.
-    keep_records = (resolved["data"].get("kind") == "population" if tracking.get("log_datasets") is None
-                    else bool(tracking.get("log_datasets")))
-    if not keep_records:
+    # Rows and fitted models (which can embed rows) of real data stay out of MLflow unless asked
+    # for; a synthetic population's go by default. A table's named records are real people too:
+    # their values stay out of params, tags, the run name and the logged config with the rows.
+    synthetic = resolved["data"].get("kind") == "population"
+    log_datasets = synthetic if tracking.get("log_datasets") is None else bool(tracking["log_datasets"])
+    log_models = synthetic if tracking.get("log_models") is None else bool(tracking["log_models"])
+    logged_config = resolved if log_datasets else redact_records(resolved)
+    if not log_datasets:
         overrides = [o for o in overrides if not _is_record_override(o)]
     run_name = _run_name(tracking, overrides)
     objectives = resolved.get("objectives")
@@ -113,7 +116,6 @@ def run_job(cfg) -> float | None:
         if multirun:
             tags.update({"mia.sweep_dir": str(sweep_dir), "mia.job_num": hc.job.num})
         parent_run_id = trk.read_parent_run(sweep_dir) if multirun else None
-        logged_config = resolved if keep_records else redact_records(resolved)
         params = trk.flatten({k: v for k, v in logged_config.items() if k != "hydra"})
         if tracking.get("resume"):
             reused = trk.reuse_finished_run(tracking, launch_dir, digest, out_dir, run_name, tags, parent_run_id,
@@ -142,11 +144,6 @@ def run_job(cfg) -> float | None:
         if session is not None:
             session.open()  # returns at once with a background helper
         result = execute_scenario(plan)
-        # Rows and fitted models (which can embed rows) of real data stay out of MLflow unless
-        # asked for; a synthetic population's go by default.
-        synthetic = plan.source.synthetic
-        log_datasets = synthetic if tracking.get("log_datasets") is None else bool(tracking["log_datasets"])
-        log_models = synthetic if tracking.get("log_models") is None else bool(tracking["log_models"])
         written = write_run_outputs(result, out_dir, datasets=log_datasets, models=log_models,
                                     schema=plan.source.schema_yaml())
         # records/scores.parquet says who is exposed: logged only when asked for.
@@ -189,14 +186,14 @@ def run_job(cfg) -> float | None:
             from .tracking import VERDICT_TAG, metrics_from_summary
 
             artifacts = [(out_dir / "summary.json", None)]
-            if keep_records:
+            if log_datasets:
                 artifacts.append((out_dir / "resolved_config.yaml", "config"))
                 if hc.output_subdir:
                     artifacts.append((out_dir / hc.output_subdir, "hydra"))
             else:  # the config as logged: named records' values redacted; Hydra's own copies stay local
                 redacted = out_dir / "config_logged" / "resolved_config.yaml"
                 redacted.parent.mkdir(exist_ok=True)
-                redacted.write_text(OmegaConf.to_yaml(redact_records(resolved)))
+                redacted.write_text(OmegaConf.to_yaml(logged_config))
                 artifacts.append((redacted, "config"))
             artifacts += [(path, artifact_dir) for artifact_dir, path in written.items()]
             artifacts.append((out_dir / f"{hc.job.name}.log", "logs"))
@@ -219,7 +216,7 @@ def model_card(plan, result) -> dict[str, Any]:
     from .checks import final_estimators
 
     model = result.models["target"]
-    final = final_estimators(model)[0] if final_estimators(model) else model
+    final = next(iter(final_estimators(model)), model)
     params = {}
     for k, v in sorted(final.get_params(deep=False).items()):
         if v is None or isinstance(v, (bool, int, float, str)):

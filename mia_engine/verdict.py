@@ -117,9 +117,24 @@ def _reason(outcome: str, check: str, subject: str, measured: Any, threshold: An
     return out
 
 
-def _grade(value: float | None, level: Level) -> tuple[str, float]:
-    if value is None:
-        return PASS, level.review
+def _realistic(summary: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The audited attacks an attacker could run (not trained on membership labels)."""
+    return {n: a for n, a in (summary.get("attacks") or {}).items()
+            if a.get("auc") is not None and not a.get("upper_bound")}
+
+
+def _bonferroni(risk: "RiskThresholds", k: int) -> float:
+    """The p-value one of ``k`` attacks must reach to count: ``risk.p_value / k``."""
+    return risk.p_value / max(k, 1)
+
+
+def _reliably_wrong(a: Mapping[str, Any], level: float) -> bool:
+    """AUC significantly below 0.5: the attack's scores separate members, inverted."""
+    p = a.get("auc_pvalue")
+    return a["auc"] < 0.5 and p is not None and 1.0 - p < level
+
+
+def _grade(value: float, level: Level) -> tuple[str, float]:
     if value >= level.fail:
         return DO_NOT_RELEASE, level.fail
     if value >= level.review:
@@ -133,7 +148,7 @@ def _fmt(v: float) -> str:
 
 def _attack_reasons(summary: Mapping[str, Any], risk: RiskThresholds) -> list[dict[str, Any]]:
     attacks = summary.get("attacks") or {}
-    realistic = {n: a for n, a in attacks.items() if "auc" in a and not a.get("upper_bound")}
+    realistic = _realistic(summary)
     out: list[dict[str, Any]] = []
     if not (summary.get("audit") or {}).get("n_members"):
         out.append(_reason(NEEDS_REVIEW, "audit", "", None, None,
@@ -153,7 +168,7 @@ def _attack_reasons(summary: Mapping[str, Any], risk: RiskThresholds) -> list[di
                            "stronger at low FPR: attack=suite runs them all", "Carlini et al. 2022"))
     # Bonferroni over the realistic attacks: with k attacks tried, one reaching p < level / k
     # is evidence of a membership signal at level p overall.
-    level = risk.p_value / len(realistic)
+    level = _bonferroni(risk, len(realistic))
     significant = {n: a for n, a in realistic.items() if a.get("auc_pvalue") is not None
                    and a["auc_pvalue"] < level}
     p_source = risk.sources.get("p_value", "")
@@ -296,7 +311,7 @@ def _game_reasons(summary: Mapping[str, Any], risk: RiskThresholds) -> list[dict
     game = summary.get("game") or {}
     out = []
     for record, by_attack in (game.get("records") or {}).items():
-        level = risk.p_value / max(len(by_attack), 1)
+        level = _bonferroni(risk, len(by_attack))
         significant = {a: m for a, m in by_attack.items()
                        if m.get("auc_pvalue") is not None and m["auc_pvalue"] < level}
         trials = game.get("n_trials")
@@ -326,15 +341,13 @@ def _game_reasons(summary: Mapping[str, Any], risk: RiskThresholds) -> list[dict
 def _inverted_reasons(summary: Mapping[str, Any], risk: RiskThresholds) -> list[dict[str, Any]]:
     """An attack reliably wrong (AUC significantly below 0.5) still separates members from
     non-members, inverted: an attacker who checks it on shadow models flips it."""
-    attacks = {n: a for n, a in (summary.get("attacks") or {}).items()
-               if "auc" in a and not a.get("upper_bound") and a.get("auc") is not None}
+    attacks = _realistic(summary)
     if not attacks or not (summary.get("audit") or {}).get("n_members"):
         return []
-    level = risk.p_value / len(attacks)
+    level = _bonferroni(risk, len(attacks))
     out = []
     for name, a in attacks.items():
-        p = a.get("auc_pvalue")
-        if a["auc"] < 0.5 and p is not None and 1.0 - p < level:
+        if _reliably_wrong(a, level):
             out.append(_reason(NEEDS_REVIEW if 1.0 - a["auc"] >= risk.auc.review else NOTE, "attack", name,
                                a["auc"], 0.5,
                                f"{name} is reliably wrong (AUC {a['auc']:.3f}): its scores still separate members "
@@ -349,16 +362,15 @@ def _caveats(summary: Mapping[str, Any], risk: RiskThresholds) -> list[dict[str,
     with fewer training rows than the minimum cell count."""
     out = []
     head, rec = summary.get("attack"), summary.get("target_record")
-    attacks = [a for a in (summary.get("attacks") or {}).values() if "auc" in a and not a.get("upper_bound")]
     if head is not None and head.get("auc") is not None and rec is not None and rec.get("attack"):
         auc, p = head["auc"], head.get("auc_pvalue")
-        level = risk.p_value / max(len(attacks), 1)
+        level = _bonferroni(risk, len(_realistic(summary)))
         name, who = head["name"], rec["name"]
         text = None
         if auc == 0.5 and head.get("auc_ci_low") == head.get("auc_ci_high") == 0.5:
             text = (f"{name} gave every audited record the same score: the target's outputs carry no membership "
                     f"signal it can read, and its call on {who} is a coin toss")
-        elif auc < 0.5 and p is not None and 1.0 - p < level:
+        elif _reliably_wrong(head, level):
             text = (f"{name} is reliably wrong on the audit (AUC {auc:.3f}): its call on {who} is more often wrong "
                     "than right, yet its scores leak, inverted")
         elif p is None or p >= level:

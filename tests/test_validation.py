@@ -86,7 +86,8 @@ def test_the_memory_estimate_follows_the_sizes(monkeypatch):
 
     plan = prepare_scenario(compose_config(["attack=lira"]))
     _, _, attacks = plan.build_estimators()
-    parts = {k: b for k, _, b in plan_mod.memory_estimate(plan, attacks, plan.member_counts(), {0: 100, 1: 100})}
+    parts = {k: b for k, _, b in plan_mod.memory_estimate(plan.source, plan.reference_node, attacks, plan.member_counts(),
+                                                                {0: 100, 1: 100})}
     # 64 models x 601 query rows x (2 classes x 8 bytes x 4 arrays + 1 mask byte)
     assert parts["reference.n_models"] == 64 * 601 * 65
     # The tutorial's sampler draws Python values: 64 bytes each, about three copies.

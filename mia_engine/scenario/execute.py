@@ -240,8 +240,6 @@ def subgroup_figures(plan: ScenarioPlan, attack: str, threshold: float, scores, 
                              min_cell_count=plan.min_cell_count, loss_bins=node["loss_bins"] or 1)
     if not node["by_class"]:
         slices = [s for s in slices if s["by"] != "class"]
-    if not node["loss_bins"]:
-        slices = [s for s in slices if s["by"] != "loss_percentile"]
     return subgroup_summary(attack, slices, plan.min_cell_count, plan.fpr_levels)
 
 

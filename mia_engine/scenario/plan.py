@@ -99,19 +99,19 @@ def available_memory() -> int | None:
     return None
 
 
-def memory_estimate(plan: Any, attacks, target_counts: Mapping[int, int],
+def memory_estimate(source: Any, reference_node: Mapping[str, Any], attacks, target_counts: Mapping[int, int],
                     audit_counts: Mapping[int, int]) -> list[tuple[str, str, int]]:
     """The large allocations a run makes, before it makes them: (config key, what, bytes).
     Rows drawn value by value in Python (the tutorial's sampler) cost about 64 bytes a value,
     arrays 8; each is held about three times over (draw, matrix, the model's copy). Reference
     models keep every model's probabilities on every query row (per pool), and scoring makes a
     few arrays of that size."""
-    n_features = max(len(plan.source.features), 1)
-    per_value = 64 if getattr(getattr(plan.source, "population", None), "sampler", "") == "python_random" else 8
+    n_features = max(len(source.features), 1)
+    pop = getattr(source, "population", None)
+    per_value = 64 if pop is not None and pop.sampler == "python_random" else 8
     n_target = sum(target_counts.values())
-    n_attacker = sum(plan.source.attacker_counts().values())
+    n_attacker = sum(source.attacker_counts().values())
     n_audit = sum(audit_counts.values())
-    pop = getattr(plan.source, "population", None)
     data_key = (f"data.classes.{max(pop.classes, key=lambda c: c.size).name}.size" if pop is not None
                 else "data")
     out = [(data_key, f"{n_target:,} training rows", 3 * n_target * n_features * per_value),
@@ -119,7 +119,7 @@ def memory_estimate(plan: Any, attacks, target_counts: Mapping[int, int],
            ("audit.n_nonmembers", f"{n_audit:,} audit non-members", 3 * n_audit * n_features * per_value)]
     users = [a for a in attacks.values() if a.needs_reference]
     if users:
-        n_models = int(plan.reference_node.get("n_models") or 0)
+        n_models = int(reference_node.get("n_models") or 0)
         n_classes = max(len(target_counts), 2)
         n_query = n_attacker + n_target + n_audit + 1
         pools = len({a.pool for a in users})
@@ -128,12 +128,12 @@ def memory_estimate(plan: Any, attacks, target_counts: Mapping[int, int],
     return out
 
 
-def check_memory(plan: Any, attacks, target_counts, audit_counts) -> None:
+def check_memory(source: Any, reference_node: Mapping[str, Any], attacks, target_counts, audit_counts) -> None:
     """Refuse, before anything is drawn, a scenario whose estimate exceeds the memory available."""
     free = available_memory()
     if free is None:
         return
-    parts = memory_estimate(plan, attacks, target_counts, audit_counts)
+    parts = memory_estimate(source, reference_node, attacks, target_counts, audit_counts)
     need = sum(b for _, _, b in parts)
     if need > free:
         key, what, biggest = max(parts, key=lambda p: p[2])
@@ -396,9 +396,7 @@ def prepare_scenario(cfg: Mapping[str, Any], launch_dir: Path | None = None, ris
     source = build_source(cfg, launch_dir)
     # The rows alone first, before the attacker's labels are laid out for the split check below
     # (a class of 1e8 rows would take minutes there); the reference models join the full check.
-    from types import SimpleNamespace
-
-    check_memory(SimpleNamespace(source=source, reference_node={}), {}, source.target_counts(), {})
+    check_memory(source, {}, {}, source.target_counts(), {})
     # The attacker's labels are known before any draw (class blocks in order, or the table's
     # rows), so a split that leaves a class out of either half is caught here, as it will happen.
     y_shadow = source.attacker_labels()
@@ -466,5 +464,5 @@ def prepare_scenario(cfg: Mapping[str, Any], launch_dir: Path | None = None, ris
                                                     "non-members; it needs audit=fresh_population")
     record_extra = rec.label if rec is not None and (not rec.member or not plan.audit_enabled) else None
     _reference_checks(plan, attacks, target_counts, audit_counts, record_extra)
-    check_memory(plan, attacks, target_counts, audit_counts)
+    check_memory(source, reference_node, attacks, target_counts, audit_counts)
     return plan
