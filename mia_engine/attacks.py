@@ -439,15 +439,39 @@ def _check_pool(name, online, pool):
     return pool
 
 
-def _reference_stats(ref, index, y, transform):
-    """Each reference model's statistic on the records at ``index`` (n_models, n_records), and
-    whether the record was in that model's training half."""
-    stats = transform(ref.probabilities[:, index, :], y, ref.classes)
+#: Reference statistics are gathered for this many (model, record) pairs at a time, so that
+#: scoring needs a few arrays of this size (float64: 32 MB each) however many models there are.
+_CHUNK_CELLS = 1 << 22
+
+
+def _chunked_stats(ref, index, y, transform, reduce):
+    """``reduce(stats, in_mask)`` over the records at ``index``, a block of records at a time,
+    each returned array concatenated over the blocks. ``stats`` (n_models, n_block) float64 is
+    each reference model's logit of the record's true label (``transform="logit"``) or that
+    probability (``"probability"``); ``in_mask`` whether the record was in the model's training
+    set (records outside the pool never are)."""
+    from scipy.special import expit
+
+    index = np.asarray(index)
+    labels = ref.labels[index]
+    if labels.shape != np.shape(y) or not np.array_equal(labels, y):
+        raise ValueError("the records' labels differ from the labels the reference models were scored with")
+    n_models = ref.scores.shape[0]
     n_pool = ref.in_mask.shape[1]
-    in_mask = np.zeros(stats.shape, dtype=bool)
-    pooled = index < n_pool
-    in_mask[:, pooled] = ref.in_mask[:, index[pooled]]
-    return stats, in_mask
+    step = max(1, _CHUNK_CELLS // max(n_models, 1))
+    parts = []
+    for lo in range(0, len(index), step):
+        block = index[lo:lo + step]
+        stats = ref.scores[:, block].astype(np.float64)
+        if transform == "probability":
+            stats = expit(stats)
+        in_mask = np.zeros(stats.shape, dtype=bool)
+        pooled = block < n_pool
+        in_mask[:, pooled] = ref.in_mask[:, block[pooled]]
+        parts.append(reduce(stats, in_mask))
+    if not parts:
+        return tuple(np.empty(0) for _ in reduce(np.empty((n_models, 0)), np.empty((n_models, 0), bool)))
+    return tuple(np.concatenate(p) for p in zip(*parts))
 
 
 def _masked_mean_std(values, mask, ddof=1):
@@ -494,8 +518,7 @@ class LiraAttack(Attack):
         self.threshold_ = float(self.threshold if self.threshold is not None else (0.0 if self.online else 3.0))
         return self
 
-    def _gaussian(self, stats, mask):
-        mean, std, n, sq = _masked_mean_std(stats, mask)
+    def _gaussian(self, mean, std, n, sq):
         if self.variance == "fixed":
             pooled = np.sqrt(sq.sum() / max(int(np.sum(n - 1)), 1))
             std = np.full_like(std, pooled)
@@ -505,15 +528,19 @@ class LiraAttack(Attack):
         from scipy.stats import norm
 
         view = knowledge.view(self.pool, candidates)
-        stats, in_mask = _reference_stats(view.reference, view.candidate_index, candidates.y, true_label_logit)
+
+        def reduce(stats, in_mask):
+            return (*_masked_mean_std(stats, ~in_mask), *_masked_mean_std(stats, in_mask))
+
+        parts = _chunked_stats(view.reference, view.candidate_index, candidates.y, "logit", reduce)
         phi = true_label_logit(candidates.target_probabilities, candidates.y, self.classes_)
-        mu_out, sd_out, n_out = self._gaussian(stats, ~in_mask)
+        mu_out, sd_out, n_out = self._gaussian(*parts[:4])
         if np.any(n_out < 2):
             raise ConfigError("reference.n_models", f"attack {self.name} needs at least 2 OUT reference models per "
                                                     f"record; some records have {int(n_out.min())}")
         if not self.online:
             return -norm.logsf(phi, loc=mu_out, scale=sd_out)
-        mu_in, sd_in, n_in = self._gaussian(stats, in_mask)
+        mu_in, sd_in, n_in = self._gaussian(*parts[4:])
         if np.any(n_in < 2):
             raise ConfigError(f"attack.{self.name}.online",
                               f"online LiRA needs at least 2 IN reference models per record; some have "
@@ -571,17 +598,20 @@ class RmiaAttack(Attack):
         of them trained on a scored record); offline, the OUT models' mean corrected by ``a``.
         Population rows z no model trained on (``scored=False``) are OUT everywhere: online
         their Pr(z) is the plain mean, offline the same correction applies."""
-        stats, in_mask = _reference_stats(ref, index, y, true_label_probability)
+        def reduce(stats, in_mask):
+            out = ~in_mask
+            return (stats.mean(axis=0), in_mask.sum(axis=0), out.sum(axis=0), np.where(out, stats, 0.0).sum(axis=0))
+
+        mean_all, n_in, n_out, sum_out = _chunked_stats(ref, index, y, "probability", reduce)
         if self.online:
-            if scored and np.any(in_mask.sum(axis=0) == 0):
+            if scored and np.any(n_in == 0):
                 raise ConfigError(f"attack.{self.name}.online",
                                   "online RMIA needs reference models trained on the scored records: set "
                                   f"attack.{self.name}.pool=candidates, or attack.{self.name}.online=false")
-            return stats.mean(axis=0)
-        out = ~in_mask
-        if np.any(out.sum(axis=0) == 0):
+            return mean_all
+        if np.any(n_out == 0):
             raise ConfigError("reference.n_models", f"attack {self.name} needs OUT reference models for every record")
-        p_out = np.where(out, stats, 0.0).sum(axis=0) / out.sum(axis=0)
+        p_out = sum_out / n_out
         return 0.5 * ((1.0 + self.a) * p_out + (1.0 - self.a))
 
     def score(self, candidates, knowledge):

@@ -363,8 +363,8 @@ class ReferenceConfig:
     # (the shadow data) join it: auto adds them only when the scored records are fewer than
     # twice the target's training rows, so a half is about the target's size; always; never.
     pool_population: str = MISSING
-    n_jobs: int = MISSING               # joblib workers; -1: all cores
-    backend: str = MISSING
+    n_jobs: int = MISSING               # joblib workers; -1: all cores (ignored by ray)
+    backend: str = MISSING              # threading | loky | multiprocessing | ray
     cache: bool = MISSING
     cache_dir: Optional[str] = None  # null: <launch dir>/.mia_cache/reference
     progress: Optional[bool] = None  # null: a bar on a terminal, log lines otherwise
@@ -444,9 +444,21 @@ class EvaluationConfig:
     # filled from conf/game_records/<data>.yaml when there is one. null: the target record alone.
     records: Any = None
     fpr_levels: List[float] = MISSING
-    n_jobs: int = MISSING
-    backend: str = MISSING
+    n_jobs: int = MISSING                    # joblib workers; -1: all cores (ignored by ray)
+    backend: str = MISSING                   # loky | threading | multiprocessing | ray
     replay_trial: Optional[int] = None       # play only this trial (same score as inside the game)
+
+
+@dataclass
+class RayConfig:
+    """Where fits go with reference.backend=ray or evaluation.backend=ray (see mia_engine/compute.py)."""
+
+    # null: the Ray runtime this process already has (a job under hydra/launcher=ray), else
+    # $RAY_ADDRESS, else a local instance; "auto" or "ray://<head>:10001": an existing cluster.
+    address: Optional[str] = None
+    num_cpus: Optional[int] = None             # a local instance's CPUs; null: all
+    object_store_memory: Optional[int] = None  # a local instance's object store, bytes; null: Ray's default
+    cpus_per_task: float = MISSING             # CPUs Ray reserves for each fit
 
 
 @dataclass
@@ -491,6 +503,6 @@ def register_configs() -> None:
                        ("attack_lira", LiraConfig), ("attack_rmia", RmiaConfig),
                        ("attack_worst_case", WorstCaseConfig), ("reference", ReferenceConfig),
                        ("audit", AuditConfig), ("risk", RiskConfig), ("report", ReportConfig), ("security", SecurityConfig),
-                       ("evaluation", EvaluationConfig),
+                       ("evaluation", EvaluationConfig), ("ray", RayConfig),
                        ("tracking", TrackingConfig)):
         cs.store(group="schema", name=name, node=node)

@@ -5,10 +5,11 @@ of the attacker's *reference pool*. With many such models, every pool row has be
 some models (it is IN for them) and not by the others (OUT), which gives per-row IN and OUT
 confidence distributions to compare the target's confidence against.
 
-:func:`train_reference_models` draws the halves, fits the models in parallel with joblib,
-queries every model on the pool rows followed by some extra rows (rows no model trains on,
-e.g. the attacked records), and caches the result on disk under a key that covers everything
-the result depends on.
+:func:`train_reference_models` draws the halves, fits the models in parallel (joblib or Ray,
+see :mod:`mia_engine.compute`), queries every model on the pool rows followed by some extra
+rows (rows no model trains on, e.g. the attacked records), keeps each model's true-label logit
+on those rows as float32 and drops the model, and caches the scores on disk under a key that
+covers everything they depend on.
 
 How the halves are drawn (see :func:`halves`):
 
@@ -30,7 +31,7 @@ The cache (``<cache_dir>/<key>.npz``, see :func:`train_reference_models`):
 - An entry holds arrays only, written with ``numpy.savez`` (to a temporary file, then renamed
   into place) and read with ``numpy.load(..., allow_pickle=False)``: reading one cannot run
   code. The arrays are the key, the format (:data:`CACHE_FORMAT`), the halves (bool), the
-  probabilities (float64), the class labels (numeric, or unicode strings for object labels)
+  scores (float32), the class labels (numeric, or unicode strings for object labels)
   and an integrity tag. Fitted models are never cached (they could only be pickled). Files of
   the old pickle format (``<key>.joblib``) are never opened, nor deleted.
 - The tag is an HMAC-SHA256 over the name, dtype, shape and exact bytes of every other array
@@ -69,7 +70,7 @@ from .errors import ConfigError
 log = logging.getLogger("mia_engine")
 
 #: Bumped when the layout of a cache entry changes, so old entries stop matching.
-CACHE_FORMAT = "mia-engine-reference-v2"
+CACHE_FORMAT = "mia-engine-reference-v3"
 
 #: The joblib backend used unless the caller names one. Measured on 2 cores (64 SVC models with
 #: probability=True on 250 pool rows, each queried on 600 rows; ranges over 6 fresh processes):
@@ -90,18 +91,21 @@ DEFAULT_BACKEND = "threading"
 
 @dataclass
 class ReferenceSet:
-    """The trained reference models and what the attacks need from them.
+    """The reference models' scores on the query rows, and which rows each model trained on.
 
     The query rows are the pool rows (in pool order) followed by the extra rows; the extra rows
-    are in no model's training half.
+    are in no model's training set. A model's score on a row is the logit of the probability it
+    gives the row's true label (``labels``), :func:`mia_engine.signals.true_label_logit`, kept as
+    float32: 4 bytes per model and query row, whatever the number of classes. The models
+    themselves are dropped as soon as they have scored.
     """
 
-    in_mask: np.ndarray  # (n_models, n_pool) bool: pool row i is in model m's training half
-    probabilities: np.ndarray  # (n_models, n_query, n_classes): model m's predict_proba per query row
-    classes: np.ndarray  # the class labels, i.e. the columns of ``probabilities``
+    in_mask: np.ndarray  # (n_models, n_pool) bool: pool row i is in model m's training set
+    scores: np.ndarray  # (n_models, n_query) float32: model m's true-label logit on each query row
+    labels: np.ndarray  # (n_query,) the query rows' labels (the scores' true labels)
+    classes: np.ndarray  # the class labels the models learned
     key: str  # the cache key (sha256 hex digest)
     from_cache: bool
-    models: list | None  # the fitted estimators, or None when not kept
 
     @property
     def n_models(self) -> int:
@@ -302,7 +306,7 @@ def _array_digest(a: np.ndarray) -> dict[str, Any]:
 
 
 def cache_key(model_node: Mapping, n_models: int, seed: int, X_pool: np.ndarray, y_pool: np.ndarray,
-              X_extra: np.ndarray, cache_parts: Mapping | None = None) -> str:
+              X_extra: np.ndarray, cache_parts: Mapping | None = None, y_extra: np.ndarray | None = None) -> str:
     """The sha256 hex digest naming a reference set: configuration, library versions and data."""
     import sklearn
 
@@ -316,7 +320,8 @@ def cache_key(model_node: Mapping, n_models: int, seed: int, X_pool: np.ndarray,
         "seed": _plain(seed, "seed"),
         "versions": {"mia_engine": __version__, "sklearn": sklearn.__version__, "numpy": np.__version__},
         "data": {"X_pool": _array_digest(X_pool), "y_pool": _array_digest(y_pool),
-                 "X_extra": _array_digest(X_extra)},
+                 "X_extra": _array_digest(X_extra),
+                 "y_extra": _array_digest(np.empty(0) if y_extra is None else y_extra)},
     }
     text = json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
@@ -331,42 +336,70 @@ def model_random_state(seed: int, m: int) -> np.random.RandomState:
     return np.random.RandomState(np.random.MT19937(np.random.SeedSequence(seed, spawn_key=(m,))))
 
 
-def _fit_one(m: int, recipe, model_key: str, seed: int, X_train: np.ndarray, y_train: np.ndarray,
-             X_query: np.ndarray, keep_model: bool):
-    """Build, fit and query reference model ``m``; runs in a joblib worker (thread or process)."""
+@dataclass
+class _Shared:
+    """What every reference fit reads (sent to process and Ray workers once, not per model)."""
+
+    recipe: Any
+    model_key: str
+    seed: int
+    X_pool: np.ndarray
+    y_pool: np.ndarray
+    masks: np.ndarray
+    X_query: np.ndarray
+    y_query: np.ndarray
+    classes: np.ndarray
+
+
+def _fit_one(m: int, shared: _Shared):
+    """Build, fit and query reference model ``m``; returns its scores (the true-label logit on
+    every query row, float32) and its classes. The model and its probabilities are dropped here,
+    in the worker (thread, process or Ray task)."""
     from .models import fit_model, require_probabilities
+    from .signals import true_label_logit
 
     from threadpoolctl import threadpool_limits
 
-    est = recipe.build(random_state=model_random_state(seed, m))
-    require_probabilities(est, model_key)
+    est = shared.recipe.build(random_state=model_random_state(shared.seed, m))
+    require_probabilities(est, shared.model_key)
+    mask = shared.masks[m]
     # One thread per fit; the workers give the parallelism. Estimators with OpenMP teams of their
     # own (histogram gradient boosting) otherwise start one per worker thread, and spin-waiting
     # teams on 2 busy cores made a 0.1 s fit take 4-22 s. The limit is this thread's alone.
     with threadpool_limits(limits=1, user_api="openmp"):
-        fit_model(est, X_train, y_train, model_key)  # thread-safe for libsvm's shared RNG
-        proba = np.asarray(est.predict_proba(X_query), dtype=np.float64)
-    return proba, np.asarray(est.classes_), (est if keep_model else None)
+        fit_model(est, shared.X_pool[mask], shared.y_pool[mask], shared.model_key)  # thread-safe for libsvm's RNG
+        model_classes = np.asarray(est.classes_)
+        if model_classes.shape != shared.classes.shape or not np.array_equal(model_classes, shared.classes):
+            raise ConfigError(shared.model_key, f"reference model {m} learned the classes {model_classes.tolist()}, "
+                                                f"but the reference pool has {shared.classes.tolist()}")
+        scores = np.empty(len(shared.y_query), dtype=np.float32)
+        for lo in range(0, len(scores), _QUERY_CHUNK):  # the probabilities of a chunk at a time
+            hi = lo + _QUERY_CHUNK
+            proba = np.asarray(est.predict_proba(shared.X_query[lo:hi]), dtype=np.float64)
+            scores[lo:hi] = true_label_logit(proba, shared.y_query[lo:hi], shared.classes)
+    return scores
 
 
-def _fit_all(recipe, model_key: str, seed: int, X_pool, y_pool, X_query, masks, classes, *,
-             n_jobs: int, backend: str, show_bar: bool, keep_models: bool):
+#: Query rows scored at a time by one reference model (bounds its probability arrays).
+_QUERY_CHUNK = 65536
+
+
+def _fit_all(shared: _Shared, *, n_jobs: int, backend: str, show_bar: bool, ray_settings=None) -> np.ndarray:
+    """Every model's scores, (n_models, n_query) float32, placed by model index (so the order
+    in which workers finish changes nothing)."""
     import warnings
 
-    from joblib import Parallel, delayed
-
+    from .compute import Progress, map_tasks
     from .models import PROBABILITY_DEPRECATION
 
-    n_models = masks.shape[0]
-    probabilities = np.empty((n_models, X_query.shape[0], len(classes)), dtype=np.float64)
-    models: list | None = [] if keep_models else None
-    tasks = (delayed(_fit_one)(m, recipe, model_key, seed, X_pool[masks[m]], y_pool[masks[m]], X_query, keep_models)
-             for m in range(n_models))
+    n_models = shared.masks.shape[0]
+    scores = np.empty((n_models, len(shared.y_query)), dtype=np.float32)
     bar = None
     if show_bar:
         from tqdm import tqdm
 
         bar = tqdm(total=n_models, desc="reference models", unit="model", file=sys.stderr, leave=False)
+    progress = Progress(n_models, "reference models", "models")
     # fit_model silences the SVC(probability=True) deprecation with warnings.catch_warnings,
     # which swaps a process-wide filter list: threads entering and leaving it concurrently can
     # restore each other's lists. The same filter installed here, around all of them, keeps the
@@ -378,24 +411,25 @@ def _fit_all(recipe, model_key: str, seed: int, X_pool, y_pool, X_query, masks, 
     try:
         with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
             warnings.filterwarnings("ignore", message=PROBABILITY_DEPRECATION, category=FutureWarning)
-            results = Parallel(n_jobs=n_jobs, backend=backend, return_as="generator")(tasks)
-            for m, (proba, model_classes, est) in enumerate(results):
-                if model_classes.shape != classes.shape or not np.array_equal(model_classes, classes):
-                    raise ConfigError(model_key, f"reference model {m} learned the classes "
-                                                 f"{model_classes.tolist()}, but the reference pool has "
-                                                 f"{classes.tolist()}")
-                probabilities[m] = proba
-                if models is not None:
-                    models.append(est)
+            for m, row in map_tasks(_fit_one, range(n_models), shared, backend=backend, n_jobs=n_jobs,
+                                    ray_settings=ray_settings):
+                scores[m] = row
                 if bar is not None:
                     bar.update(1)
+                progress.done(1)
     finally:
         if bar is not None:
             bar.close()
-    return probabilities, models
+    return scores
 
 
-def _n_workers(n_jobs: int, backend: str, n_models: int) -> int:
+def _n_workers(n_jobs: int, backend: str, n_models: int, ray_settings=None) -> int:
+    if backend == "ray":
+        from .compute import ray_runtime
+
+        ray = ray_runtime(ray_settings)
+        cpus = ray.cluster_resources().get("CPU", 1) / float((ray_settings or {}).get("cpus_per_task") or 1)
+        return max(1, min(int(cpus), n_models))
     from joblib import effective_n_jobs, parallel_config
 
     with parallel_config(backend=backend):
@@ -427,7 +461,7 @@ SECRET_ENV = "MIA_ENGINE_SECRET_FILE"
 #: The size of the cache secret, in bytes.
 SECRET_BYTES = 32
 #: The arrays of a cache entry besides its tag, in the order the tag covers them.
-ENTRY_ARRAYS = ("key", "format", "in_mask", "probabilities", "classes")
+ENTRY_ARRAYS = ("key", "format", "in_mask", "scores", "classes")
 _TAG = "tag"
 _TAG_DOMAIN = b"mia-engine reference cache entry\0"
 #: Room for the .npy headers and zip bookkeeping of an entry beyond its arrays' bytes.
@@ -541,9 +575,9 @@ def _storable_classes(classes: np.ndarray) -> np.ndarray:
     return np.array([f"{type(v).__name__}:{v}" for v in classes.tolist()], dtype=str).reshape(classes.shape)
 
 
-def _entry_arrays(key: str, in_mask: np.ndarray, probabilities: np.ndarray, classes: np.ndarray) -> dict:
+def _entry_arrays(key: str, in_mask: np.ndarray, scores: np.ndarray, classes: np.ndarray) -> dict:
     return {"key": np.array(key, dtype=str), "format": np.array(CACHE_FORMAT, dtype=str),
-            "in_mask": np.asarray(in_mask, dtype=bool), "probabilities": np.asarray(probabilities, dtype=np.float64),
+            "in_mask": np.asarray(in_mask, dtype=bool), "scores": np.asarray(scores, dtype=np.float32),
             "classes": _storable_classes(classes)}
 
 
@@ -584,9 +618,9 @@ def _load_entry(path: Path, key: str, secret: bytes, masks: np.ndarray, n_query:
     if not path.is_file():
         raise ValueError("it is not a regular file")
     expected = {"in_mask": (np.dtype(bool), masks.shape),
-                "probabilities": (np.dtype(np.float64), (masks.shape[0], n_query, len(classes)))}
+                "scores": (np.dtype(np.float32), (masks.shape[0], n_query))}
     stored_classes_expected = _storable_classes(classes)
-    budget = (masks.size + 8 * masks.shape[0] * n_query * len(classes) + stored_classes_expected.nbytes
+    budget = (masks.size + 4 * masks.shape[0] * n_query + stored_classes_expected.nbytes
               + 4 * (len(key) + len(CACHE_FORMAT)) + SECRET_BYTES + _ENTRY_SLACK)
     loaded = np.load(path, allow_pickle=False)
     if not isinstance(loaded, np.lib.npyio.NpzFile):
@@ -617,8 +651,8 @@ def _load_entry(path: Path, key: str, secret: bytes, masks: np.ndarray, n_query:
                              "classes")
     if stored_classes.tobytes() != np.ascontiguousarray(stored_classes_expected).tobytes():
         raise ValueError("the stored classes do not match")
-    proba = _expect(arrays, "probabilities", *expected["probabilities"], "probabilities")
-    return {"in_mask": in_mask, "probabilities": proba}
+    scores = _expect(arrays, "scores", *expected["scores"], "scores")
+    return {"in_mask": in_mask, "scores": scores}
 
 
 def _write_entry(path: Path, arrays: Mapping[str, np.ndarray], secret: bytes) -> bool:
@@ -646,30 +680,35 @@ def _write_entry(path: Path, arrays: Mapping[str, np.ndarray], secret: bytes) ->
 # Entry point
 
 
-def train_reference_models(model, model_key: str, X_pool, y_pool, X_extra=None, *, n_models: int,
+def train_reference_models(model, model_key: str, X_pool, y_pool, X_extra=None, y_extra=None, *, n_models: int,
                            seed: int, n_jobs: int = -1, backend: str = DEFAULT_BACKEND,
                            cache_dir: Path | str | None = None, cache_parts: Mapping | None = None,
-                           progress: bool | None = None, keep_models: bool = True,
-                           train_size: int | None = None) -> ReferenceSet:
-    """Train ``n_models`` reference models on halves of the pool and query them (or load them from the cache).
+                           progress: bool | None = None, train_size: int | None = None,
+                           ray_settings: Mapping | None = None) -> ReferenceSet:
+    """Train ``n_models`` reference models on halves of the pool and score the query rows with
+    each (or load the scores from the cache).
 
     ``model`` is the training recipe (a :class:`~mia_engine.models.ModelRecipe`, or a plain
     ``{_target_: ..., **kwargs}`` node) and ``model_key`` its config key (used in error
     messages). Model ``m`` is built from it; if the estimator takes a ``random_state`` it gets
     a ``RandomState`` seeded from ``SeedSequence(seed, spawn_key=(m,))``.
-    It is fitted on the pool rows of its half (:func:`halves` with ``seed``) and queried with
-    ``predict_proba`` on the pool rows followed by ``X_extra``. With ``train_size`` (the
+    It is fitted on the pool rows of its half (:func:`halves` with ``seed``), queried with
+    ``predict_proba`` on the pool rows followed by ``X_extra`` (labelled ``y_extra``), and
+    dropped: only its true-label logits are kept, as float32 (see :class:`ReferenceSet`), so
+    memory grows by 4 bytes per model and query row and nothing else. With ``train_size`` (the
     target's training rows) and a pool larger than twice that, each model instead trains on
     ``train_size`` rows (:func:`subsets`), as many as the target: reference models trained on
     more rows than the target are more confident on everything, which blunts the attacks.
 
-    The fits run through joblib (``n_jobs``, ``backend``; the default backend is
-    :data:`DEFAULT_BACKEND`, "threading"). The result does not depend on either: the same inputs
-    give bit-identical probabilities serially, on threads or on processes.
+    The fits run on ``backend`` (see :mod:`mia_engine.compute`): joblib's ``threading`` (the
+    default, :data:`DEFAULT_BACKEND`), ``loky`` or ``multiprocessing`` with ``n_jobs`` workers,
+    or ``ray`` (``ray_settings``: the config's ``ray`` node). The result does not depend on
+    either: the same inputs give bit-identical scores serially, on threads, on processes or on
+    Ray.
 
     ``progress``: None shows a tqdm bar on stderr if stderr is a terminal; True always shows it;
-    False never. Either way one INFO line is logged (logger ``mia_engine``) when training starts
-    and one with the wall time when it ends.
+    False never. Either way INFO lines (logger ``mia_engine``) say when training starts, how far
+    it is with the time left (every 10% or 30 s), and the wall time at the end.
 
     ``cache_dir``: if given, the result is looked up as ``<cache_dir>/<key>.npz`` and stored
     there after training (see "The cache" in the module docstring). The key (:func:`cache_key`)
@@ -677,8 +716,7 @@ def train_reference_models(model, model_key: str, X_pool, y_pool, X_extra=None, 
     ``n_models``, ``seed``, the mia-engine, scikit-learn and NumPy versions and the exact data.
     A file that fails to load or verify is retrained and overwritten, with a warning; a file that
     cannot be written is only a warning; without a usable secret the cache is skipped, with a
-    warning. Only arrays are cached, never fitted models: with ``keep_models`` the models are
-    always trained (an existing entry is then only checked, and written if missing or bad).
+    warning. Only arrays are cached, never fitted models.
     """
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         # None would draw fresh halves on every call under one cache key
@@ -704,6 +742,10 @@ def train_reference_models(model, model_key: str, X_pool, y_pool, X_extra=None, 
     X_extra = np.asarray(X_extra)
     if X_extra.ndim != 2 or X_extra.shape[1] != X_pool.shape[1]:
         raise ValueError(f"X_extra {X_extra.shape} must have the pool's {X_pool.shape[1]} columns")
+    y_extra = np.empty(0, dtype=y_pool.dtype) if y_extra is None and len(X_extra) == 0 else y_extra
+    if y_extra is None or np.asarray(y_extra).shape != (len(X_extra),):
+        raise ValueError(f"y_extra must hold one label per row of X_extra ({len(X_extra)})")
+    y_extra = np.asarray(y_extra)
 
     if uses_halves(len(y_pool), train_size):
         masks = halves(y_pool, n_models, seed)
@@ -713,10 +755,14 @@ def train_reference_models(model, model_key: str, X_pool, y_pool, X_extra=None, 
         sized = int(train_size)
     classes = np.unique(y_pool)
     X_query = np.vstack([X_pool, X_extra]) if len(X_extra) else X_pool
+    y_query = np.concatenate([y_pool, y_extra]) if len(y_extra) else y_pool
+    unknown = np.setdiff1d(np.unique(y_extra), classes) if len(y_extra) else []
+    if len(unknown):
+        raise ValueError(f"y_extra holds labels {np.asarray(unknown).tolist()} that no pool row has")
     parts = dict(cache_parts or {})
     if sized is not None:
         parts["__train_size__"] = sized  # halves keep the keys they always had
-    key = cache_key(described, n_models, seed, X_pool, y_pool, X_extra, parts)
+    key = cache_key(described, n_models, seed, X_pool, y_pool, X_extra, parts, y_extra)
 
     path = secret = None
     write = False
@@ -736,13 +782,10 @@ def train_reference_models(model, model_key: str, X_pool, y_pool, X_extra=None, 
             log.warning("reference models: ignoring the unusable cache file %s (%s); retraining", path, reason)
             entry = None
         write = entry is None
-        if entry is not None and keep_models:
-            log.info("reference models: the cache entry %s holds no fitted models (they are never cached); "
-                     "retraining to keep them", path)
-        elif entry is not None:
+        if entry is not None:
             log.info("reference models: cache hit %s", path)
-            return ReferenceSet(in_mask=entry["in_mask"], probabilities=entry["probabilities"],
-                                classes=classes, key=key, from_cache=True, models=None)
+            return ReferenceSet(in_mask=entry["in_mask"], scores=entry["scores"], labels=y_query, classes=classes,
+                                key=key, from_cache=True)
 
     # Fail in the caller's process, with the config key, before any worker starts.
     from .models import require_probabilities
@@ -750,16 +793,15 @@ def train_reference_models(model, model_key: str, X_pool, y_pool, X_extra=None, 
     require_probabilities(recipe.build(), model_key)
 
     show_bar = sys.stderr.isatty() if progress is None else bool(progress)
-    workers = _n_workers(n_jobs, backend, n_models)
+    workers = _n_workers(n_jobs, backend, n_models, ray_settings)
     log.info("training %d reference models on %d worker%s (%s) ...", n_models, workers,
              "" if workers == 1 else "s", backend)
     start = time.perf_counter()
-    probabilities, models = _fit_all(recipe, model_key, seed, X_pool, y_pool, X_query, masks, classes,
-                                     n_jobs=n_jobs, backend=backend, show_bar=show_bar, keep_models=keep_models)
+    shared = _Shared(recipe, model_key, seed, X_pool, y_pool, masks, X_query, y_query, classes)
+    scores = _fit_all(shared, n_jobs=n_jobs, backend=backend, show_bar=show_bar, ray_settings=ray_settings)
     elapsed = time.perf_counter() - start
     log.info("trained %d reference models in %.2f s", n_models, elapsed)
 
     if write:
-        _write_entry(path, _entry_arrays(key, masks, probabilities, classes), secret)
-    return ReferenceSet(in_mask=masks, probabilities=probabilities, classes=classes, key=key, from_cache=False,
-                        models=models)
+        _write_entry(path, _entry_arrays(key, masks, scores, classes), secret)
+    return ReferenceSet(in_mask=masks, scores=scores, labels=y_query, classes=classes, key=key, from_cache=False)

@@ -166,8 +166,10 @@ def _toy_reference():
     # 4 reference models, 3 pool rows (0, 1: the scored records; 2: a population row z).
     in_mask = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0], [0, 0, 1]], dtype=bool)
     p_true = np.array([[0.9, 0.6, 0.7], [0.5, 0.8, 0.4], [0.95, 0.85, 0.5], [0.4, 0.3, 0.8]])
-    probs = np.stack([1 - p_true, p_true], axis=-1)  # label 1 is every record's true label
-    return SimpleNamespace(in_mask=in_mask, probabilities=probs, classes=np.array([0, 1])), p_true
+    # The models' scores: the logit of p_true (label 1 is every record's true label), kept as float32.
+    scores = (np.log(p_true) - np.log(1 - p_true)).astype(np.float32)
+    ref = SimpleNamespace(in_mask=in_mask, scores=scores, labels=np.ones(3, int), classes=np.array([0, 1]))
+    return ref, p_true
 
 
 def _logit(p):
@@ -230,7 +232,7 @@ def test_rmia_tie_break_orders_ties_and_keeps_decisions():
     rng = np.random.default_rng(0)
     n_z, n_x = 7, 300
     ref = SimpleNamespace(in_mask=np.zeros((4, n_z), bool), classes=np.array([0, 1]),
-                          probabilities=np.stack([np.full((4, n_z + n_x), 0.5)] * 2, axis=-1))
+                          scores=np.zeros((4, n_z + n_x), np.float32), labels=np.ones(n_z + n_x, int))
     pz = rng.uniform(0.05, 0.95, n_z)
     knowledge = Knowledge(classes=np.array([0, 1]), reference=ref, population_index=np.arange(n_z),
                           population_y=np.ones(n_z, int), population_target_probabilities=np.stack([1 - pz, pz], 1))

@@ -160,10 +160,11 @@ def test_game_bad_input_is_one_line(tmp_path):
 def test_a_long_game_reports_progress_and_time_left(caplog):
     import logging
 
-    from mia_engine.scenario.game import _chunks, _Progress
+    from mia_engine.compute import Progress
+    from mia_engine.scenario.game import _chunks
 
     with caplog.at_level(logging.INFO, logger="mia_engine"):
-        p = _Progress(1000)
+        p = Progress(1000, "individual game", "trials")
         for _ in range(100):
             p.done(10)
     lines = [r.getMessage() for r in caplog.records]

@@ -42,12 +42,17 @@ def secret_file(tmp_path_factory, monkeypatch):
     return path
 
 
+def extra_labels(y, Xe):
+    """Labels for the extra rows: the pool's classes in turn."""
+    return np.resize(np.unique(y), len(Xe))
+
+
 def train(data, **kw):
     X, y, Xe = data
     args = dict(n_models=4, seed=3, n_jobs=1, progress=False)
     args.update(kw)
     node = args.pop("model_node", SVC_NODE)
-    return train_reference_models(node, "model", X, y, Xe, **args)
+    return train_reference_models(node, "model", X, y, Xe, extra_labels(y, Xe), **args)
 
 
 # --------------------------------------------------------------------------------------------
@@ -156,25 +161,26 @@ def test_zero_models_is_an_error():
 # training
 
 
-def test_serial_processes_and_threads_give_bit_identical_probabilities(data):
-    serial = train(data, n_models=6, n_jobs=1, keep_models=False)
-    loky = train(data, n_models=6, n_jobs=2, backend="loky", keep_models=False)
-    threads = train(data, n_models=6, n_jobs=2, backend="threading", keep_models=False)
-    assert np.array_equal(serial.probabilities, loky.probabilities)
-    assert np.array_equal(serial.probabilities, threads.probabilities)
+def test_serial_processes_and_threads_give_bit_identical_scores(data):
+    serial = train(data, n_models=6, n_jobs=1)
+    loky = train(data, n_models=6, n_jobs=2, backend="loky")
+    threads = train(data, n_models=6, n_jobs=2, backend="threading")
+    assert np.array_equal(serial.scores, loky.scores)
+    assert np.array_equal(serial.scores, threads.scores)
     assert np.array_equal(serial.in_mask, loky.in_mask) and np.array_equal(serial.in_mask, threads.in_mask)
     # not trivially equal: the models differ from one another
-    assert not np.array_equal(serial.probabilities[0], serial.probabilities[1])
+    assert not np.array_equal(serial.scores[0], serial.scores[1])
 
 
 def test_shapes_classes_and_rows_summing_to_one(data):
     X, y, Xe = data
     rs = train(data, n_models=4)
-    assert rs.probabilities.shape == (4, len(X) + len(Xe), 2)
+    assert rs.scores.shape == (4, len(X) + len(Xe)) and rs.scores.dtype == np.float32
     assert rs.in_mask.shape == (4, len(X))
     assert rs.classes.tolist() == [0, 1]
-    assert np.allclose(rs.probabilities.sum(axis=2), 1.0)
-    assert rs.from_cache is False and len(rs.key) == 64 and rs.models is not None and len(rs.models) == 4
+    assert np.array_equal(rs.labels, np.concatenate([y, extra_labels(y, Xe)]))
+    assert np.isfinite(rs.scores).all()
+    assert rs.from_cache is False and len(rs.key) == 64
 
 
 def test_each_model_is_the_recipe_on_its_half_queried_on_pool_then_extra_rows(data):
@@ -182,16 +188,20 @@ def test_each_model_is_the_recipe_on_its_half_queried_on_pool_then_extra_rows(da
     from sklearn.svm import SVC
 
     from mia_engine.models import fit_model
+    from mia_engine.signals import true_label_logit
 
     X, y, Xe = data
+    ye = extra_labels(y, Xe)
     rs = train(data, n_models=4, seed=5)
     for m in range(4):
         params = {k: v for k, v in SVC_NODE.items() if k != "_target_"}
         params["random_state"] = R.model_random_state(5, m)
         est = fit_model(SVC(**params), X[rs.in_mask[m]], y[rs.in_mask[m]], "model")
-        assert np.array_equal(rs.probabilities[m, :len(X)], est.predict_proba(X))
-        assert np.array_equal(rs.probabilities[m, len(X):], est.predict_proba(Xe))
-        assert np.array_equal(rs.models[m].support_vectors_, est.support_vectors_)
+        # the score: the true label's logit, as float32
+        expected = true_label_logit(est.predict_proba(X), y, est.classes_).astype(np.float32)
+        assert np.array_equal(rs.scores[m, :len(X)], expected)
+        expected = true_label_logit(est.predict_proba(Xe), ye, est.classes_).astype(np.float32)
+        assert np.array_equal(rs.scores[m, len(X):], expected)
 
 
 def test_per_model_random_states_differ():
@@ -205,12 +215,13 @@ def test_a_memorising_model_is_certain_on_its_in_rows():
     X = rng.normal(size=(50, 6))  # continuous: no two rows coincide
     y = np.repeat([0, 1], 25)
     Xe = rng.normal(size=(10, 6))
-    rs = train_reference_models(KNN1_NODE, "model", X, y, Xe, n_models=4, seed=0, n_jobs=1, progress=False)
-    col = np.searchsorted(rs.classes, y)
-    p_true = rs.probabilities[:, np.arange(len(y)), col]  # (n_models, n_pool)
-    assert (p_true[rs.in_mask] == 1.0).all()
-    assert (p_true[~rs.in_mask] < 1.0).any()  # and the OUT rows are not all right
-    assert rs.probabilities.shape == (4, 60, 2)
+    rs = train_reference_models(KNN1_NODE, "model", X, y, Xe, extra_labels(y, Xe), n_models=4, seed=0, n_jobs=1,
+                                progress=False)
+    logit = rs.scores[:, :len(y)]  # (n_models, n_pool): p_true = 1 gives the largest logit there is
+    certain = np.float32(np.log(1.0) - np.log(np.finfo(float).tiny))
+    assert (logit[rs.in_mask] == certain).all()
+    assert (logit[~rs.in_mask] < certain).any()  # and the OUT rows are not all right
+    assert rs.scores.shape == (4, 60)
 
 
 @pytest.mark.parametrize("seed", [None, -1, 1.5])
@@ -226,11 +237,7 @@ def test_an_omegaconf_node_gives_the_same_models_and_key_as_a_dict(data):
     plain = train(data)
     omega = train(data, model_node=OmegaConf.create(SVC_NODE))
     assert omega.key == plain.key
-    assert np.array_equal(omega.probabilities, plain.probabilities)
-
-
-def test_keep_models_false_keeps_none(data):
-    assert train(data, keep_models=False).models is None
+    assert np.array_equal(omega.scores, plain.scores)
 
 
 def test_a_model_without_probabilities_is_a_config_error(data):
@@ -276,17 +283,15 @@ def files(d: Path):
 def test_second_call_is_a_cache_hit(data, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="mia_engine")
     cache = tmp_path / "not" / "yet"  # created on demand
-    first = train(data, cache_dir=cache, cache_parts={"population": "diabetes", "target_seed": 1}, keep_models=False)
+    first = train(data, cache_dir=cache, cache_parts={"population": "diabetes", "target_seed": 1})
     assert files(cache) == [f"{first.key}.npz"]
     caplog.clear()
-    second = train(data, cache_dir=str(cache), cache_parts={"target_seed": 1, "population": "diabetes"},
-                   keep_models=False)
+    second = train(data, cache_dir=str(cache), cache_parts={"target_seed": 1, "population": "diabetes"})
     assert second.from_cache and not first.from_cache
     assert second.key == first.key
-    assert np.array_equal(second.probabilities, first.probabilities)
+    assert np.array_equal(second.scores, first.scores)
     assert np.array_equal(second.in_mask, first.in_mask)
     assert np.array_equal(second.classes, first.classes)
-    assert second.models is None
     messages = [r.getMessage() for r in caplog.records]
     assert f"reference models: cache hit {cache / (first.key + '.npz')}" in messages
     assert not any(m.startswith("training") for m in messages)
@@ -324,16 +329,16 @@ def test_any_change_misses_the_cache(data, tmp_path, change):
 
 
 def test_a_corrupted_cache_file_is_rebuilt_with_a_warning(data, tmp_path, caplog):
-    first = train(data, cache_dir=tmp_path, keep_models=False)
+    first = train(data, cache_dir=tmp_path)
     path = tmp_path / f"{first.key}.npz"
     path.write_bytes(b"not an npz file")
     caplog.set_level(logging.INFO, logger="mia_engine")
-    again = train(data, cache_dir=tmp_path, keep_models=False)
+    again = train(data, cache_dir=tmp_path)
     assert not again.from_cache
-    assert np.array_equal(again.probabilities, first.probabilities)
+    assert np.array_equal(again.scores, first.scores)
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings and str(path) in warnings[0].getMessage()
-    assert train(data, cache_dir=tmp_path, keep_models=False).from_cache  # rewritten
+    assert train(data, cache_dir=tmp_path).from_cache  # rewritten
 
 
 def test_an_entry_with_another_key_is_not_used(data, tmp_path, caplog):
@@ -364,21 +369,9 @@ def test_a_failed_write_is_a_warning_and_keeps_the_result(data, tmp_path, caplog
     monkeypatch.setattr(np, "savez", refuse)
     caplog.set_level(logging.WARNING, logger="mia_engine")
     rs = train(data, cache_dir=tmp_path)
-    assert rs.probabilities.shape[0] == 4 and not rs.from_cache
+    assert rs.scores.shape[0] == 4 and not rs.from_cache
     assert "could not write the cache file" in caplog.text
     assert files(tmp_path) == []  # no temp file left behind
-
-
-def test_an_entry_without_models_is_retrained_when_models_are_wanted(data, tmp_path):
-    lean = train(data, cache_dir=tmp_path, keep_models=False)
-    assert lean.models is None
-    hit = train(data, cache_dir=tmp_path, keep_models=False)
-    assert hit.from_cache and hit.models is None
-    full = train(data, cache_dir=tmp_path, keep_models=True)
-    assert not full.from_cache and len(full.models) == 4
-    again = train(data, cache_dir=tmp_path, keep_models=True)  # fitted models are never cached
-    assert not again.from_cache and len(again.models) == 4
-    assert np.array_equal(again.probabilities, hit.probabilities)
 
 
 def test_cache_key_is_order_insensitive_and_rejects_what_it_cannot_describe(data):
@@ -416,9 +409,9 @@ def test_reference_models_train_on_the_targets_size_at_any_audit_size(monkeypatc
     seen = []
     real = reference._fit_one
 
-    def spy(m, recipe, key, seed, X_train, *args, **kwargs):
-        seen.append(len(X_train))
-        return real(m, recipe, key, seed, X_train, *args, **kwargs)
+    def spy(m, shared):
+        seen.append(int(shared.masks[m].sum()))
+        return real(m, shared)
 
     monkeypatch.setattr(reference, "_fit_one", spy)
     for n in (None, 1000):
@@ -457,7 +450,7 @@ class _Planted:
 
 
 def _fresh(data, **kw):
-    return train(data, keep_models=False, **kw)
+    return train(data, **kw)
 
 
 def _warnings(caplog):
@@ -491,20 +484,20 @@ def test_a_planted_pickle_never_runs_and_the_run_retrains(data, tmp_path, caplog
         path.write_bytes(pickle.dumps(_Planted(marker)))
     else:  # a real .npz whose member is a pickled object array
         path = cache / f"{fresh.key}.npz"
-        arrays = R._entry_arrays(fresh.key, fresh.in_mask, fresh.probabilities, fresh.classes)
+        arrays = R._entry_arrays(fresh.key, fresh.in_mask, fresh.scores, fresh.classes)
         arrays["classes"] = np.array([_Planted(marker), 1], dtype=object)
         with open(path, "wb") as f:
             np.savez(f, **arrays, tag=np.zeros(32, np.uint8))
     caplog.set_level(logging.INFO, logger="mia_engine")
-    rs = train(data, cache_dir=cache, keep_models=False)
+    rs = train(data, cache_dir=cache)
     assert not marker.exists()
     assert not rs.from_cache
-    assert np.array_equal(rs.probabilities, fresh.probabilities)
+    assert np.array_equal(rs.scores, fresh.scores)
     warnings = _warnings(caplog)
     assert len(warnings) == 1 and str(path) in warnings[0] and "\n" not in warnings[0]
     assert path.exists()  # a user's file is never deleted ...
     assert (cache / f"{fresh.key}.npz").exists()  # ... and the retrained entry is written as .npz
-    assert train(data, cache_dir=cache, keep_models=False).from_cache
+    assert train(data, cache_dir=cache).from_cache
     assert not marker.exists()
 
 
@@ -529,7 +522,7 @@ def _forge(path: Path, secret: bytes | None, change):
 
 
 def _flatten(arrays):
-    arrays["probabilities"] = np.full_like(arrays["probabilities"], 0.5)
+    arrays["scores"] = np.full_like(arrays["scores"], 0.5)
 
 
 @pytest.mark.parametrize("secret", [None, b"", b"x" * 32], ids=["stale_tag", "no_secret", "other_secret"])
@@ -540,21 +533,21 @@ def test_a_forged_entry_under_the_right_key_is_rejected(data, tmp_path, caplog, 
     caplog.set_level(logging.WARNING, logger="mia_engine")
     rs = _fresh(data, cache_dir=tmp_path)
     assert not rs.from_cache
-    assert np.array_equal(rs.probabilities, first.probabilities)
-    assert np.array_equal(rs.probabilities, _fresh(data).probabilities)
+    assert np.array_equal(rs.scores, first.scores)
+    assert np.array_equal(rs.scores, _fresh(data).scores)
     warnings = _warnings(caplog)
     assert len(warnings) == 1 and str(path) in warnings[0] and "integrity tag does not match" in warnings[0]
     hit = _fresh(data, cache_dir=tmp_path)  # the forged file was overwritten
-    assert hit.from_cache and np.array_equal(hit.probabilities, first.probabilities)
+    assert hit.from_cache and np.array_equal(hit.scores, first.scores)
 
 
 @pytest.mark.parametrize("change, reason", [
-    (lambda a: a.update(probabilities=a["probabilities"][:, :-1]), "probabilities have shape"),
-    (lambda a: a.update(probabilities=a["probabilities"].astype(np.float32)), "probabilities have dtype"),
+    (lambda a: a.update(scores=a["scores"][:, :-1]), "scores have shape"),
+    (lambda a: a.update(scores=a["scores"].astype(np.float64)), "scores have dtype"),
     (lambda a: a.update(in_mask=~a["in_mask"]), "halves do not match"),
     (lambda a: a.update(in_mask=a["in_mask"].astype(np.uint8)), "halves have dtype"),
     (lambda a: a.update(classes=a["classes"][::-1].copy()), "classes do not match"),
-    (lambda a: a.update(format=np.array("mia-engine-reference-v1")), "stored format"),
+    (lambda a: a.update(format=np.array("mia-engine-reference-v2")), "stored format"),
     (lambda a: a.update(extra=np.zeros(1)), "holds the arrays"),
 ])
 def test_a_validly_tagged_but_mismatched_entry_is_a_miss(data, tmp_path, caplog, secret_file, change, reason):
@@ -564,7 +557,7 @@ def test_a_validly_tagged_but_mismatched_entry_is_a_miss(data, tmp_path, caplog,
     _forge(path, secret_file.read_bytes(), change)
     caplog.set_level(logging.WARNING, logger="mia_engine")
     rs = _fresh(data, cache_dir=tmp_path)
-    assert not rs.from_cache and np.array_equal(rs.probabilities, first.probabilities)
+    assert not rs.from_cache and np.array_equal(rs.scores, first.scores)
     warnings = _warnings(caplog)
     assert len(warnings) == 1 and str(path) in warnings[0] and reason in warnings[0], warnings
 
@@ -573,14 +566,14 @@ def test_a_valid_entry_hits_with_bit_identical_arrays(data, tmp_path):
     first = _fresh(data, cache_dir=tmp_path, n_models=6)
     hit = _fresh(data, cache_dir=tmp_path, n_models=6)
     assert hit.from_cache and not first.from_cache and hit.key == first.key
-    for name in ("in_mask", "probabilities", "classes"):
+    for name in ("in_mask", "scores", "classes"):
         a, b = getattr(first, name), getattr(hit, name)
         assert a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes(), name
     # the file holds only plain arrays: it loads without pickle and has the documented members
     with np.load(tmp_path / f"{first.key}.npz", allow_pickle=False) as z:
         assert sorted(z.files) == sorted([*R.ENTRY_ARRAYS, "tag"])
         assert str(z["key"]) == first.key and str(z["format"]) == R.CACHE_FORMAT
-        assert z["in_mask"].dtype == bool and z["probabilities"].dtype == np.float64
+        assert z["in_mask"].dtype == bool and z["scores"].dtype == np.float32
         assert z["tag"].dtype == np.uint8 and z["tag"].shape == (32,)
 
 
@@ -589,17 +582,17 @@ def test_entries_of_another_secret_are_misses(data, tmp_path, monkeypatch, caplo
     monkeypatch.setenv(R.SECRET_ENV, str(tmp_path / "other" / "cache.secret"))
     caplog.set_level(logging.WARNING, logger="mia_engine")
     rs = _fresh(data, cache_dir=tmp_path / "cache")
-    assert not rs.from_cache and np.array_equal(rs.probabilities, first.probabilities)
+    assert not rs.from_cache and np.array_equal(rs.scores, first.scores)
     assert "integrity tag does not match" in caplog.text
 
 
 def test_string_class_labels_are_cached_without_pickle(tmp_path):
     X, y, Xe = tabular()
     labels = np.where(y == 1, "Yes", "No").astype(object)  # as pandas gives a table's labels
-    first = train((X, labels, Xe), cache_dir=tmp_path, keep_models=False)
-    hit = train((X, labels, Xe), cache_dir=tmp_path, keep_models=False)
+    first = train((X, labels, Xe), cache_dir=tmp_path)
+    hit = train((X, labels, Xe), cache_dir=tmp_path)
     assert hit.from_cache and hit.classes.tolist() == ["No", "Yes"]
-    assert np.array_equal(hit.probabilities, first.probabilities)
+    assert np.array_equal(hit.scores, first.scores)
     with np.load(tmp_path / f"{first.key}.npz", allow_pickle=False) as z:
         assert z["classes"].dtype.kind == "U"
 
@@ -692,30 +685,11 @@ def test_an_unusable_secret_disables_the_cache_with_one_warning(data, tmp_path, 
         secret = cache / "cache.secret"
     monkeypatch.setenv(R.SECRET_ENV, str(secret))
     caplog.set_level(logging.WARNING, logger="mia_engine")
-    expected = _fresh(data).probabilities
+    expected = _fresh(data).scores
     runs = [_fresh(data, cache_dir=cache), train(data, cache_dir=cache)]
     for rs in runs:
-        assert not rs.from_cache and np.array_equal(rs.probabilities, expected)
-    assert len(runs[1].models) == 4
+        assert not rs.from_cache and np.array_equal(rs.scores, expected)
     warnings = _warnings(caplog)
     assert len(warnings) == 1, warnings  # one warning however often the run asks
     assert str(secret) in warnings[0] and "cache is disabled" in warnings[0]
     assert list(cache.iterdir()) == []  # nothing cached, and no secret made inside the cache
-
-
-def test_keep_models_trains_models_and_uses_the_cache_for_arrays_only(data, tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="mia_engine")
-    first = train(data, cache_dir=tmp_path, keep_models=True)
-    assert not first.from_cache and len(first.models) == 4
-    assert files(tmp_path) == [f"{first.key}.npz"]  # the arrays were cached, the models not
-    assert np.array_equal(first.models[1].predict_proba(data[2]), first.probabilities[1, len(data[0]):])
-    path = tmp_path / f"{first.key}.npz"
-    mtime = path.stat().st_mtime_ns
-    caplog.clear()
-    again = train(data, cache_dir=tmp_path, keep_models=True)
-    assert not again.from_cache and len(again.models) == 4
-    assert np.array_equal(again.probabilities, first.probabilities)
-    assert any("holds no fitted models" in r.getMessage() for r in caplog.records)
-    assert not _warnings(caplog) and path.stat().st_mtime_ns == mtime  # a valid entry is not rewritten
-    hit = train(data, cache_dir=tmp_path, keep_models=False)
-    assert hit.from_cache and hit.models is None and np.array_equal(hit.probabilities, first.probabilities)

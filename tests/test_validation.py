@@ -88,8 +88,9 @@ def test_the_memory_estimate_follows_the_sizes(monkeypatch):
     _, _, attacks = plan.build_estimators()
     parts = {k: b for k, _, b in plan_mod.memory_estimate(plan.source, plan.reference_node, attacks, plan.member_counts(),
                                                                 {0: 100, 1: 100})}
-    # 64 models x 601 query rows x (2 classes x 8 bytes x 4 arrays + 1 mask byte)
-    assert parts["reference.n_models"] == 64 * 601 * 65
+    # 64 models x 601 query rows x (a float32 score + 1 mask byte), and scoring's six float64
+    # arrays of (models x records) at a time
+    assert parts["reference.n_models"] == 64 * 601 * 5 + 6 * 8 * 64 * 601
     # The tutorial's sampler draws Python values: 64 bytes each, about three copies.
     (data_key,) = [k for k in parts if k.startswith("data.classes.")]
     assert parts[data_key] == 3 * 200 * 6 * 64

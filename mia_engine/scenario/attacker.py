@@ -43,7 +43,7 @@ def attach_reference(plan: ScenarioPlan, knowledge, candidates, attacker_rows, t
     population rows only. Everything outside a pool is queried without being trained on.
     Each model trains on as many rows as the target did (halves of a pool up to twice the
     target's size, subsets of the target's size from a larger one). Models are fitted, queried
-    and dropped: only their probabilities are kept."""
+    and dropped: only their scores (float32 true-label logits) are kept."""
     from ..attacks import ReferenceView
     from ..reference import train_reference_models
 
@@ -64,14 +64,15 @@ def attach_reference(plan: ScenarioPlan, knowledge, candidates, attacker_rows, t
             start += len(X)
         X_pool = np.vstack([X for _, X, _, inp in order if inp])
         y_pool = np.concatenate([y for _, _, y, inp in order if inp])
-        rest = [X for _, X, _, inp in order if not inp]
-        X_extra = np.vstack(rest) if rest else np.empty((0, shd.X.shape[1]))
+        rest = [(X, y) for _, X, y, inp in order if not inp]
+        X_extra = np.vstack([X for X, _ in rest]) if rest else np.empty((0, shd.X.shape[1]))
+        y_extra = np.concatenate([y for _, y in rest]) if rest else np.empty(0, dtype=y_pool.dtype)
         reference = train_reference_models(
-            plan.shadow_recipe, plan.shadow_key, X_pool, y_pool, X_extra,
+            plan.shadow_recipe, plan.shadow_key, X_pool, y_pool, X_extra, y_extra,
             n_models=int(ref["n_models"]), seed=int(ref["seed"]), n_jobs=int(ref["n_jobs"]),
             backend=str(ref["backend"]), cache_dir=plan.cache_dir,
             cache_parts={"reference": settings, **(plan.cache_parts or {})},
-            progress=ref.get("progress"), keep_models=False, train_size=n_target)
+            progress=ref.get("progress"), train_size=n_target, ray_settings=plan.ray_settings)
         knowledge.views[pool] = ReferenceView(reference, where["candidates"], where["population"])
         info["pools"][pool] = {"pool_rows": int(len(y_pool)), "population_in_pool": with_population,
                                "from_cache": bool(reference.from_cache), "cache_key": reference.key}

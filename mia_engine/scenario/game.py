@@ -218,39 +218,10 @@ def _chunks(trials: list[int], workers: int) -> list[list[int]]:
     return [c for c in (trials[i::n] for i in range(n)) if c]
 
 
-class _Progress:
-    """Log lines as trials finish: at most one per 10% of the game or per 30 s, with the time
-    left at the pace so far."""
-
-    def __init__(self, total: int, every_seconds: float = 30.0):
-        self.total, self.count, self.every = total, 0, every_seconds
-        self.start = self.last = time.perf_counter()
-        self.last_tenth = 0
-
-    def done(self, n: int) -> None:
-        self.count += n
-        now = time.perf_counter()
-        tenth = 10 * self.count // max(self.total, 1)
-        if self.count < self.total and (tenth > self.last_tenth or now - self.last >= self.every):
-            self.last, self.last_tenth = now, tenth
-            elapsed = now - self.start
-            left = elapsed / self.count * (self.total - self.count)
-            log.info("individual game: %d/%d trials (%d%%), %s so far, about %s left", self.count, self.total,
-                     100 * self.count // self.total, _duration(elapsed), _duration(left))
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
-
-
 def play_game(plan, game: GamePlan) -> GameResult:
-    """Learn the attacker's knowledge once, then play the trials (in parallel)."""
-    from joblib import Parallel, delayed
-
+    """Learn the attacker's knowledge once, then play the trials (in parallel: joblib or Ray)."""
     from ..attacks import Candidates
+    from ..compute import Progress, map_tasks
     from ..metrics import attack_metrics
     from ..models import fit_model
     from .attacker import learn_attacker
@@ -284,25 +255,26 @@ def play_game(plan, game: GamePlan) -> GameResult:
                       knowledge.population_X, game.seed, game.inclusion_probability)
     trials = [game.replay_trial] if game.replay_trial is not None else list(range(game.n_trials))
     n_jobs = game.n_jobs if len(trials) > 1 else 1
-    log.info("individual game: %d trial(s), %d record(s), %d attack(s), n_jobs=%d (%s)", len(trials), len(names),
-             len(attacks), n_jobs, game.backend)
-    progress = _Progress(len(trials))
-    if n_jobs == 1:
-        rows = []
-        for chunk in _chunks(trials, 1):
-            rows += _play_chunk(chunk, ctx)
-            progress.done(len(chunk))
+    backend = game.backend if len(trials) > 1 else "threading"
+    log.info("individual game: %d trial(s), %d record(s), %d attack(s), %s", len(trials), len(names), len(attacks),
+             "on Ray" if backend == "ray" else f"n_jobs={n_jobs} ({backend})")
+    progress = Progress(len(trials), "individual game", "trials")
+    if backend == "ray":
+        from ..compute import ray_runtime
+
+        workers = max(1, int(ray_runtime(plan.ray_settings).cluster_resources().get("CPU", 1)))
+    elif n_jobs == 1:
+        workers = 1
     else:
         from joblib import effective_n_jobs
 
         workers = effective_n_jobs(n_jobs)
-        chunks = _chunks(trials, workers)
-        parts = []
-        for part in Parallel(n_jobs=n_jobs, backend=game.backend, return_as="generator_unordered")(
-                delayed(_play_chunk)(c, ctx) for c in chunks):
-            parts.append(part)
-            progress.done(len({r["trial"] for r in part}))
-        rows = [r for part in parts for r in part]
+    # The trials' rows in any order: they are sorted below, so the backend changes no number.
+    rows = []
+    for _, part in map_tasks(_play_chunk, _chunks(trials, workers), ctx, backend=backend, n_jobs=n_jobs,
+                             ray_settings=plan.ray_settings):
+        rows += part
+        progress.done(len({r["trial"] for r in part}))
     rows.sort(key=lambda r: (r["trial"], list(attacks).index(r["attack"]), names.index(r["record"])))
     result = GameResult(game, rows, single, {n: float(a.threshold_) for n, a in attacks.items()},
                         {n: a.score_label for n, a in attacks.items()})

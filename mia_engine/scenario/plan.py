@@ -37,7 +37,7 @@ def build_source(cfg: Mapping[str, Any], launch_dir: Path | None = None):
 #: The top-level keys a scenario has: one per config group, the sweeper's return values, and an
 #: experiment's own search settings. Anything else (``+foo=bar``) is a typo or a stray key.
 TOP_LEVEL_KEYS = frozenset({"data", "model", "shadow", "attack", "reference", "audit", "risk", "report", "security",
-                            "evaluation", "tracking", "objectives", "search", "hydra"})
+                            "evaluation", "tracking", "ray", "objectives", "search", "plan_only", "hydra"})
 _SEED_KEYS = ("seed", "random_state", "split_seed")
 _LOG_LEVELS = ("CRITICAL", "ERROR", "WARNING", "INFO", "DEBUG", "NOTSET")
 
@@ -104,8 +104,8 @@ def memory_estimate(source: Any, reference_node: Mapping[str, Any], attacks, tar
     """The large allocations a run makes, before it makes them: (config key, what, bytes).
     Rows drawn value by value in Python (the tutorial's sampler) cost about 64 bytes a value,
     arrays 8; each is held about three times over (draw, matrix, the model's copy). Reference
-    models keep every model's probabilities on every query row (per pool), and scoring makes a
-    few arrays of that size."""
+    models keep a float32 score per model and query row (per pool); scoring gathers them a block
+    of records at a time (a few arrays of 32 MB)."""
     n_features = max(len(source.features), 1)
     pop = getattr(source, "population", None)
     per_value = 64 if pop is not None and pop.sampler == "python_random" else 8
@@ -120,11 +120,10 @@ def memory_estimate(source: Any, reference_node: Mapping[str, Any], attacks, tar
     users = [a for a in attacks.values() if a.needs_reference]
     if users:
         n_models = int(reference_node.get("n_models") or 0)
-        n_classes = max(len(target_counts), 2)
         n_query = n_attacker + n_target + n_audit + 1
         pools = len({a.pool for a in users})
         out.append(("reference.n_models", f"{n_models:,} reference models x {n_query:,} rows x {pools} pool(s)",
-                    pools * n_models * n_query * (n_classes * 8 * 4 + 1)))
+                    pools * n_models * n_query * 5 + 6 * 8 * min(n_models * n_query, 1 << 22)))  # scores, halves; blocks
     return out
 
 
@@ -181,12 +180,10 @@ def derived_seed(seed: int, index: int) -> int:
 
 
 def check_workers(node: Mapping[str, Any], key: str) -> None:
-    """joblib settings ``n_jobs`` and ``backend`` of a config node."""
-    if node.get("n_jobs") == 0:
-        raise ConfigError(f"{key}.n_jobs", "must be a positive number of workers or negative (-1: all cores), got 0")
-    if node.get("backend") not in ("loky", "threading", "multiprocessing"):
-        raise ConfigError(f"{key}.backend", f"unknown joblib backend {node.get('backend')!r}; available: loky, "
-                                            "threading, multiprocessing")
+    """The settings ``n_jobs`` and ``backend`` of a config node (see :mod:`mia_engine.compute`)."""
+    from ..compute import check_backend
+
+    check_backend(node, key)
 
 
 def population_in_pool(ref: Mapping[str, Any], n_candidates: int, n_target: int) -> bool:
@@ -226,6 +223,7 @@ class ScenarioPlan:
     # report.subgroups, checked: {"by_class": bool, "columns": (feature index, name)..., "loss_bins": int}
     subgroups: Mapping[str, Any] | None = None
     allowed_targets: tuple = ()     # security.allowed_targets: further estimator classes a config may name
+    ray_settings: Mapping[str, Any] | None = None  # the ray node: where Ray-backed fits go
 
     @property
     def shadow_key(self) -> str:
@@ -442,9 +440,12 @@ def prepare_scenario(cfg: Mapping[str, Any], launch_dir: Path | None = None, ris
                 cache_dir = Path(launch_dir) / cache_dir
         elif launch_dir is not None:
             cache_dir = Path(launch_dir) / ".mia_cache" / "reference"
+    from ..compute import check_ray_settings
+
+    ray_settings = check_ray_settings(cfg.get("ray"))
     plan = ScenarioPlan(source, shadow, target_recipe, shadow_recipe, attack_node, reference_node,
                         bool(audit_cfg.get("enabled")), n_nonmembers, fpr_levels, base_rate, cache_dir,
-                        source.identity(), duplicates, min_cell, rules, thresholds, subgroups, allowed)
+                        source.identity(), duplicates, min_cell, rules, thresholds, subgroups, allowed, ray_settings)
     _, _, attacks = plan.build_estimators()  # validates the models' and the attacks' parameters
 
     if cache_dir is not None and any(a.needs_reference for a in attacks.values()):
