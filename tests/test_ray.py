@@ -53,11 +53,18 @@ SVC = {"_target_": "sklearn.svm.SVC", "C": 1.0, "gamma": 3.0, "probability": Tru
 
 
 @pytest.mark.parametrize("node", [FOREST, SVC], ids=["forest", "svc"])
-def test_reference_models_on_ray_are_bit_identical_to_serial(node):
+def test_reference_models_on_ray_are_bit_identical_to_serial(node, monkeypatch, caplog):
     X, y, Xe, ye = _table()
     args = dict(n_models=8, seed=11, progress=False)
     serial = train_reference_models(node, "model", X, y, Xe, ye, n_jobs=1, **args)
+    puts = []
+    real_put = ray.put
+    monkeypatch.setattr(ray, "put", lambda value, **kw: puts.append(type(value).__name__) or real_put(value, **kw))
+    caplog.set_level(logging.INFO, logger="mia_engine")
     on_ray = train_reference_models(node, "model", X, y, Xe, ye, backend="ray", **args)
+    assert puts == ["_Shared"]  # the data went to the object store once, not once per model
+    progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("reference models: ")]
+    assert progress and all("/8 models" in m and "left" in m for m in progress)
     assert on_ray.scores.dtype == np.float32 and on_ray.scores.shape == (8, 300)
     assert np.array_equal(on_ray.scores, serial.scores)
     assert np.array_equal(on_ray.in_mask, serial.in_mask) and on_ray.key == serial.key
