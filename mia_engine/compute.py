@@ -33,7 +33,10 @@ BACKENDS = ("threading", "loky", "multiprocessing", "ray")
 
 class Progress:
     """Log lines as tasks finish: at most one per 10% of the work or per ``every_seconds``,
-    with the time left at the pace so far."""
+    with the time left at the pace so far; none in the first :attr:`QUIET_SECONDS` (a stage
+    that takes a second needs no progress report)."""
+
+    QUIET_SECONDS = 2.0
 
     def __init__(self, total: int, what: str, unit: str, every_seconds: float = 30.0):
         self.total, self.what, self.unit = int(total), what, unit
@@ -45,7 +48,8 @@ class Progress:
         self.count += n
         now = time.perf_counter()
         tenth = 10 * self.count // max(self.total, 1)
-        if self.count < self.total and (tenth > self.last_tenth or now - self.last >= self.every):
+        if self.count < self.total and now - self.start >= self.QUIET_SECONDS and (
+                tenth > self.last_tenth or now - self.last >= self.every):
             self.last, self.last_tenth = now, tenth
             elapsed = now - self.start
             left = elapsed / self.count * (self.total - self.count)

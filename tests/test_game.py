@@ -165,6 +165,7 @@ def test_a_long_game_reports_progress_and_time_left(caplog):
 
     with caplog.at_level(logging.INFO, logger="mia_engine"):
         p = Progress(1000, "individual game", "trials")
+        p.start -= Progress.QUIET_SECONDS  # as if the first trials took that long
         for _ in range(100):
             p.done(10)
     lines = [r.getMessage() for r in caplog.records]

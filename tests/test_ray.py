@@ -61,6 +61,7 @@ def test_reference_models_on_ray_are_bit_identical_to_serial(node, monkeypatch, 
     real_put = ray.put
     monkeypatch.setattr(ray, "put", lambda value, **kw: puts.append(type(value).__name__) or real_put(value, **kw))
     caplog.set_level(logging.INFO, logger="mia_engine")
+    monkeypatch.setattr(compute.Progress, "QUIET_SECONDS", 0.0)  # report even a quick stage
     on_ray = train_reference_models(node, "model", X, y, Xe, ye, backend="ray", **args)
     assert puts == ["_Shared"]  # the data went to the object store once, not once per model
     progress = [r.getMessage() for r in caplog.records if r.getMessage().startswith("reference models: ")]
