@@ -9,11 +9,17 @@ Order of work, so that nothing computed is lost:
 3. Run the scenario; write summary.json, the resolved config, plots, CSVs and models.
 4. Log params, metrics, tags and artifacts; close the run FINISHED (FAILED on any error).
 5. If tracking failed in step 2, exit non-zero now, with the outputs already on disk.
+
+Before the reference models, the run logs an estimate of its cost, extrapolated from its own
+target fit (:mod:`mia_engine.cost`); cost.json keeps it beside the measured times. With
+``plan_only=true`` the job stops after step 1: it prints what the run would fit and query, its
+sizes, memory and an estimate from one timed fit, writes ``plan.json``, and opens no run.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -68,7 +74,8 @@ def _flush_logs() -> None:
 
 
 def run_job(cfg) -> float | None:
-    """The body of ``run.py``'s ``@hydra.main`` function; returns the ``objectives`` values."""
+    """The body of ``run.py``'s ``@hydra.main`` function; returns the ``objectives`` values
+    (None with ``plan_only=true``)."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
     from omegaconf import OmegaConf
@@ -79,6 +86,7 @@ def run_job(cfg) -> float | None:
     from .scenario import execute_scenario, prepare_scenario
     from .verdict import decide
 
+    started = time.perf_counter()
     hc = HydraConfig.get()
     out_dir = Path(hc.runtime.output_dir)
     launch_dir = Path(hc.runtime.cwd)
@@ -96,10 +104,13 @@ def run_job(cfg) -> float | None:
         overrides = [o for o in overrides if not _is_record_override(o)]
     run_name = _run_name(tracking, overrides)
     objectives = resolved.get("objectives")
+    plan_only = resolved.get("plan_only", False)
+    if not isinstance(plan_only, bool):
+        raise ConfigError("plan_only", f"true or false, got {plan_only!r}")
 
     digest = config_hash(resolved)
     session = None
-    if tracking["enabled"]:
+    if tracking["enabled"] and not plan_only:  # a plan opens no run and touches no store
         from . import tracking as trk
 
         multirun = hc.mode == RunMode.MULTIRUN
@@ -141,9 +152,14 @@ def run_job(cfg) -> float | None:
         if out_dir.resolve() == launch_dir.resolve():
             raise ConfigError("hydra.run.dir", "empty or the launch directory itself: outputs would mix with the "
                                                "project's files; name a folder (the default is outputs/<date>/<time>)")
+        if plan_only:
+            show_plan(plan, game_plan, out_dir, run_name, overrides)
+            return None
         if session is not None:
             session.open()  # returns at once with a background helper
-        result = execute_scenario(plan)
+        estimated: dict[str, Any] = {}
+        result = execute_scenario(plan, on_timed=lambda measured: estimated.update(
+            log_estimate(plan, game_plan, measured)))
         written = write_run_outputs(result, out_dir, datasets=log_datasets, models=log_models,
                                     schema=plan.source.schema_yaml())
         # records/scores.parquet says who is exposed: logged only when asked for.
@@ -170,6 +186,14 @@ def run_job(cfg) -> float | None:
         if tracking_error is not None:
             summary["mlflow"]["error"] = str(tracking_error)
         summary["verdict"] = decide(summary, plan.risk)
+        # The estimate beside what the run took: the fits' stages, and the job's wall time
+        # from run_job's start to here (Python's start-up before it and tracking after it excluded).
+        measured = dict(result.timings)
+        if game is not None:
+            measured["game"] = game.seconds
+        # cost.json, not summary.json: the same config gives a byte-identical summary anywhere.
+        cost_doc = {**estimated, "measured": measured, "measured_seconds": time.perf_counter() - started}
+        write_json(out_dir / "cost.json", cost_doc)
         write_json(out_dir / "summary.json", summary)
         (out_dir / "resolved_config.yaml").write_text(OmegaConf.to_yaml(resolved))
         report_node = resolved.get("report") or {}
@@ -185,7 +209,7 @@ def run_job(cfg) -> float | None:
         if session is not None:
             from .tracking import VERDICT_TAG, metrics_from_summary
 
-            artifacts = [(out_dir / "summary.json", None)]
+            artifacts = [(out_dir / "summary.json", None), (out_dir / "cost.json", None)]
             if log_datasets:
                 artifacts.append((out_dir / "resolved_config.yaml", "config"))
                 if hc.output_subdir:
@@ -198,7 +222,8 @@ def run_job(cfg) -> float | None:
             artifacts += [(path, artifact_dir) for artifact_dir, path in written.items()]
             artifacts.append((out_dir / f"{hc.job.name}.log", "logs"))
             _flush_logs()
-            session.log_and_finish(params, metrics_from_summary(summary), artifacts,
+            session.log_and_finish(params, {**metrics_from_summary(summary), **metrics_from_summary({"cost": cost_doc})},
+                                   artifacts,
                                    datasets=plan.source.tracked_datasets(),
                                    tags={VERDICT_TAG: summary["verdict"]["outcome"]})
             session = None
@@ -209,6 +234,40 @@ def run_job(cfg) -> float | None:
     if tracking_error is not None:
         raise tracking_error
     return returned
+
+
+def show_plan(plan, game_plan, out_dir: Path, run_name: str, overrides: list[str]) -> dict[str, Any]:
+    """``plan_only=true``: what the run would fit and query, its sizes, memory and an estimate of
+    its time from one timed fit; logged like the report (console and run.log) and written to
+    ``plan.json``. Nothing else is fitted, no MLflow run is opened."""
+    from . import cost
+    from .outputs import write_json
+
+    log.info("plan %s: timing one fit (plan_only=true: nothing else is fitted, nothing is tracked) ...", run_name)
+    work, timing, total = cost.plan_and_time(plan, game_plan)
+    doc = cost.plan_document(work, timing, total, scenario=run_name, overrides=overrides, plan_only=True,
+                             output_dir=str(out_dir))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_json(out_dir / "plan.json", doc)
+    text = cost.format_plan(work, timing, total, extra=[("plan.json", str(out_dir / "plan.json"))])
+    log.info("plan %s\n%s", run_name, text)
+    return doc
+
+
+def log_estimate(plan, game_plan, measured: Mapping[str, Any]) -> dict[str, Any]:
+    """A normal run's estimate, from its own target (or shadow) fit: one INFO line, and
+    summary.json's ``cost``. An estimate never stops a run: a failure is a warning."""
+    from . import cost
+
+    try:
+        work = cost.plan_work(plan, game_plan, measured.get("audit_nonmembers_scored"))
+        timing = cost.measured_timing(plan, measured, game_plan)
+        total = cost.estimate(work, timing)
+    except Exception as e:  # noqa: BLE001
+        log.warning("cost estimate: not available (%s: %s)", type(e).__name__, e)
+        return {}
+    log.info("%s", cost.estimate_line(work, timing, total))
+    return cost.cost_summary(work, timing, total)
 
 
 def model_card(plan, result) -> dict[str, Any]:

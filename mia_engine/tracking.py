@@ -1025,7 +1025,10 @@ class SweepParentRun(Callback):
         _check_sweep_dir(sweep_dir)
         _SWEEP_DIRS.append(str(sweep_dir))
         tracking = OmegaConf.to_container(config.tracking, resolve=True)
-        if not tracking.get("enabled"):
+        # A sweep of plans (plan_only=true) fits nothing and its jobs open no run: no parent either.
+        plan_only = OmegaConf.select(config, "plan_only", default=False) is True or any(
+            o.replace(" ", "") in ("plan_only=true", "plan_only=True") for o in config.hydra.overrides.task)
+        if not tracking.get("enabled") or plan_only:
             return
         self._claim(parent_run_file(sweep_dir))
         overrides = list(hc.overrides.task)

@@ -18,13 +18,14 @@ The steps follow the tutorial notebook:
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 
 from ..metrics import attack_metrics
-from .attacker import learn_attacker
+from .attacker import attach_reference, learn_attacker, reference_pools
 from .plan import ScenarioPlan, prepare_scenario
 from ..data.source import Rows
 from .results import AttackResult, Dataset, RecordResult, ScenarioResult, strongest
@@ -64,11 +65,23 @@ def _dataset(plan: ScenarioPlan, X, y, ids=None) -> Dataset:
     return Dataset(X, y, s.features, s.label_values, s.labels, ids)
 
 
-def execute_scenario(plan: ScenarioPlan) -> ScenarioResult:
-    """Draw the data, fit fresh models, run the attacks and the audit (same plan, same numbers)."""
+def _clock() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def execute_scenario(plan: ScenarioPlan, on_timed: Callable[[dict[str, Any]], None] | None = None) -> ScenarioResult:
+    """Draw the data, fit fresh models, run the attacks and the audit (same plan, same numbers).
+
+    ``on_timed``: called once, after the target's and the shadow models' fits and before the
+    reference models, with what they took (``target_fit``: seconds, CPU seconds, rows, and the
+    query of the scored records; ``shadow_fits``; the audit's non-members scored), so that the
+    caller can extrapolate the rest (:mod:`mia_engine.cost`). The result's ``timings`` hold the
+    wall time of each stage."""
     from ..attacks import Candidates
     from ..models import fit_model
 
+    started = time.perf_counter()
+    timings: dict[str, Any] = {}
     source = plan.source
     target_model, shadow_model, attacks = plan.build_estimators()
 
@@ -91,8 +104,14 @@ def execute_scenario(plan: ScenarioPlan) -> ScenarioResult:
             audited = Rows(fresh.X[keep], fresh.y[keep], None if fresh.ids is None else fresh.ids[keep])
 
     # ---- the target ---------------------------------------------------------------------------
+    target_fit = None
     if plan.target_recipe.fitted is None:
+        w0, c0 = _clock()
         fit_model(target_model, X_target, y_target, "model")
+        w1, c1 = _clock()
+        target_fit = {"seconds": w1 - w0, "cpu_seconds": c1 - c0, "rows": int(len(y_target)), "query_rows": 0,
+                      "query_seconds": 0.0, "query_cpu_seconds": 0.0}
+        timings["target_fit"] = w1 - w0
     classes = np.asarray(target_model.classes_)
     probes = [_record_result(p, target_model.predict_proba(np.asarray([p.values], dtype=float))[0])
               for p in source.probe_records]
@@ -117,13 +136,33 @@ def execute_scenario(plan: ScenarioPlan) -> ScenarioResult:
     candidates = None
     if parts_y:
         X_c, y_c = np.vstack(parts_X), np.concatenate(parts_y)
-        candidates = Candidates(X_c, y_c, target_model.predict_proba(X_c), np.concatenate(member),
-                                np.concatenate(scored))
+        w0, c0 = _clock()
+        p_c = target_model.predict_proba(X_c)
+        w1, c1 = _clock()
+        if target_fit is not None:
+            target_fit.update(query_rows=int(len(y_c)), query_seconds=w1 - w0, query_cpu_seconds=c1 - c0)
+        candidates = Candidates(X_c, y_c, p_c, np.concatenate(member), np.concatenate(scored))
 
-    # ---- what the attacker knows --------------------------------------------------------------
-    knowledge, reference_info = learn_attacker(plan, shadow_model, shd, attacks, classes, candidates, target_model,
-                                               len(y_target))
+    # ---- what the attacker knows: shadow models, then reference models, as learn_attacker does
+    # in one call (without candidates it fits the shadow models only); the cost estimate comes
+    # between the two, from the fits so far.
+    w0, c0 = _clock()
+    knowledge, _ = learn_attacker(plan, shadow_model, shd, attacks, classes, None, target_model, len(y_target))
+    w1, c1 = _clock()
     shadows = knowledge.shadow_models
+    timings["shadow_fits"] = w1 - w0
+    if on_timed is not None:
+        on_timed({"target_fit": target_fit,
+                  "shadow_fits": {"seconds": w1 - w0, "cpu_seconds": c1 - c0, "fits": len(shadows),
+                                  "rows": int(len(shadows[0].y_in)),
+                                  "query_rows": int(len(shadows[0].y_in) + len(shadows[0].y_out))},
+                  "audit_nonmembers_scored": None if audited is None else int(len(audited.y))})
+    reference_info = None
+    pools = reference_pools(attacks.values())
+    if candidates is not None and pools:
+        w0 = time.perf_counter()
+        reference_info = attach_reference(plan, knowledge, candidates, shd, target_model, len(y_target), pools)
+        timings["reference"] = time.perf_counter() - w0
 
     # ---- every attack: learn, score the records, audit -------------------------------------------
     record_result = None
@@ -131,6 +170,7 @@ def execute_scenario(plan: ScenarioPlan) -> ScenarioResult:
         record_result = _record_result(rec, candidates.target_probabilities[record_index])
     results: dict[str, AttackResult] = {}
     all_scores: dict[str, np.ndarray] = {}
+    w0 = time.perf_counter()
     for name, attack in attacks.items():
         attack.fit(knowledge)
         metrics = member_scores = nonmember_scores = None
@@ -150,6 +190,7 @@ def execute_scenario(plan: ScenarioPlan) -> ScenarioResult:
                                      float(attack.threshold_), metrics, member_scores, nonmember_scores,
                                      int(plan.reference_node["n_models"]) if attack.needs_reference else 0,
                                      attack.threat_model, bool(attack.needs_membership_labels))
+    timings["attacks"] = time.perf_counter() - w0
     # The headline and the individual's verdict come from attacks an attacker could run.
     verdict = strongest(results)
     if record_result is not None and verdict is not None:
@@ -186,6 +227,7 @@ def execute_scenario(plan: ScenarioPlan) -> ScenarioResult:
     models = {"target": target_model}
     models.update({("shadow" if i == 0 else f"shadow_{i}"): s.model for i, s in enumerate(shadows)})
     models.update({f"attack_{name}": a for name, a in attacks.items()})
+    timings["scenario"] = time.perf_counter() - started
 
     return ScenarioResult(
         population=source.name,
@@ -208,6 +250,7 @@ def execute_scenario(plan: ScenarioPlan) -> ScenarioResult:
         audit_info=audit_info,
         checks=checks,
         subgroups=subgroups,
+        timings=timings,
     )
 
 
