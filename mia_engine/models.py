@@ -135,17 +135,42 @@ def _fit(est, X: np.ndarray, y: np.ndarray, key: str):
     return est
 
 
+_openmp = None  # threadpoolctl's controller of the OpenMP runtimes, made at the first fit
+
+
+def _openmp_threads() -> int | None:
+    """The calling thread's OpenMP thread count (the smallest over the loaded runtimes), or None."""
+    global _openmp
+    try:
+        if _openmp is None:
+            from threadpoolctl import ThreadpoolController
+
+            _openmp = ThreadpoolController().select(user_api="openmp")
+        counts = [lib["num_threads"] for lib in _openmp.info()]
+        return min(counts) if counts else None
+    except Exception:  # no OpenMP runtime, or threadpoolctl cannot read it
+        return None
+
+
 def _interruptible(fn, *args):
     """``fn(*args)``, from the main thread in a helper thread, so that Ctrl-C is felt at once
     (Python only sees a signal between bytecodes, and libsvm can compute for minutes in one
-    call). The abandoned fit ends with the process. Off the main thread: a plain call."""
+    call). The abandoned fit ends with the process. Off the main thread: a plain call.
+
+    OpenMP's thread limit is per thread: the helper gets the caller's, so a fit limited to one
+    thread (a reference model, see mia_engine.reference) stays at one."""
     if threading.current_thread() is not threading.main_thread():
         return fn(*args)
     box: dict[str, Any] = {}
+    threads = _openmp_threads()
 
     def work():
         try:
-            box["value"] = fn(*args)
+            if threads is None:
+                box["value"] = fn(*args)
+            else:
+                with _openmp.limit(limits=threads):
+                    box["value"] = fn(*args)
         except BaseException as e:  # handed to the caller below
             box["error"] = e
 

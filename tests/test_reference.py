@@ -693,3 +693,21 @@ def test_an_unusable_secret_disables_the_cache_with_one_warning(data, tmp_path, 
     assert len(warnings) == 1, warnings  # one warning however often the run asks
     assert str(secret) in warnings[0] and "cache is disabled" in warnings[0]
     assert list(cache.iterdir()) == []  # nothing cached, and no secret made inside the cache
+
+
+def test_a_fit_run_off_the_main_thread_keeps_the_callers_openmp_limit():
+    """Fits from the main thread run in a helper thread (Ctrl-C); OpenMP's limit is per thread, so
+    a reference model fitted serially must carry its one-thread limit into that helper."""
+    import threadpoolctl
+    from threadpoolctl import threadpool_limits
+
+    from mia_engine.models import _interruptible
+
+    def threads():
+        return [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "openmp"]
+
+    if not threads():
+        pytest.skip("no OpenMP runtime loaded")
+    with threadpool_limits(limits=1, user_api="openmp"):
+        assert _interruptible(threads) == [1] * len(threads())
+    assert _interruptible(threads) == threads()
