@@ -698,6 +698,7 @@ def test_an_unusable_secret_disables_the_cache_with_one_warning(data, tmp_path, 
 def test_a_fit_run_off_the_main_thread_keeps_the_callers_openmp_limit():
     """Fits from the main thread run in a helper thread (Ctrl-C); OpenMP's limit is per thread, so
     a reference model fitted serially must carry its one-thread limit into that helper."""
+    import sklearn.ensemble  # noqa: F401  (loads scikit-learn's OpenMP runtime)
     import threadpoolctl
     from threadpoolctl import threadpool_limits
 
