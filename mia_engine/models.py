@@ -138,15 +138,26 @@ def _fit(est, X: np.ndarray, y: np.ndarray, key: str):
 _openmp = None  # threadpoolctl's controller of the OpenMP runtimes, made at the first fit
 
 
+def _openmp_controller():
+    """threadpoolctl's controller of the loaded OpenMP runtimes, made once per process (making
+    one scans every loaded library: milliseconds, as long as a small fit)."""
+    global _openmp
+    if _openmp is None:
+        from threadpoolctl import ThreadpoolController
+
+        _openmp = ThreadpoolController().select(user_api="openmp")
+    return _openmp
+
+
+def openmp_limit(threads: int):
+    """A context in which the calling thread's OpenMP runtimes use at most ``threads`` threads."""
+    return _openmp_controller().limit(limits=threads)
+
+
 def _openmp_threads() -> int | None:
     """The calling thread's OpenMP thread count (the smallest over the loaded runtimes), or None."""
-    global _openmp
     try:
-        if _openmp is None:
-            from threadpoolctl import ThreadpoolController
-
-            _openmp = ThreadpoolController().select(user_api="openmp")
-        counts = [lib["num_threads"] for lib in _openmp.info()]
+        counts = [lib["num_threads"] for lib in _openmp_controller().info()]
         return min(counts) if counts else None
     except Exception:  # no OpenMP runtime, or threadpoolctl cannot read it
         return None
@@ -169,7 +180,7 @@ def _interruptible(fn, *args):
             if threads is None:
                 box["value"] = fn(*args)
             else:
-                with _openmp.limit(limits=threads):
+                with openmp_limit(threads):
                     box["value"] = fn(*args)
         except BaseException as e:  # handed to the caller below
             box["error"] = e

@@ -355,10 +355,8 @@ def _fit_one(m: int, shared: _Shared):
     """Build, fit and query reference model ``m``; returns its scores (the true-label logit on
     every query row, float32) and its classes. The model and its probabilities are dropped here,
     in the worker (thread, process or Ray task)."""
-    from .models import fit_model, require_probabilities
+    from .models import fit_model, openmp_limit, require_probabilities
     from .signals import true_label_logit
-
-    from threadpoolctl import threadpool_limits
 
     est = shared.recipe.build(random_state=model_random_state(shared.seed, m))
     require_probabilities(est, shared.model_key)
@@ -366,7 +364,7 @@ def _fit_one(m: int, shared: _Shared):
     # One thread per fit; the workers give the parallelism. Estimators with OpenMP teams of their
     # own (histogram gradient boosting) otherwise start one per worker thread, and spin-waiting
     # teams on 2 busy cores made a 0.1 s fit take 4-22 s. The limit is this thread's alone.
-    with threadpool_limits(limits=1, user_api="openmp"):
+    with openmp_limit(1):
         fit_model(est, shared.X_pool[mask], shared.y_pool[mask], shared.model_key)  # thread-safe for libsvm's RNG
         model_classes = np.asarray(est.classes_)
         if model_classes.shape != shared.classes.shape or not np.array_equal(model_classes, shared.classes):
