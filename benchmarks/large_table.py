@@ -222,9 +222,9 @@ def main() -> None:
               f"{hi['peak_rss_mb'] / lo['peak_rss_mb']:.2f}x; per extra model: "
               f"{(hi['peak_rss_mb'] - lo['peak_rss_mb']) / max(1, hi['n_models'] - lo['n_models']):.2f} MB overall, "
               f"{(hi['through_ref_mb'] - lo['through_ref_mb']) / max(1, hi['n_models'] - lo['n_models']):.2f} MB "
-              f"through the reference stage (its probabilities alone: "
-              f"{hi['summary']['reference']['pool_rows'] * 2 * 8 / 2**20:.2f} MB per model at 2 classes; "
-              "the rest of the overall growth is the attacks' (models x records) arrays)",
+              f"through the reference stage (what the run keeps per model: a float32 score per query row and a "
+              f"byte per pool row, {(sum(v for k, v in lo['summary']['data']['rows'].items() if k != 'named') * 4 + hi['summary']['reference']['pool_rows']) / 2**20:.2f} MB; "
+              "the attacks gather the scores in blocks of at most 4M model x record cells)",
               f"- command: python {shlex.join(results[0]['cmd'][1:])}",
               f"- script wall time {time.perf_counter() - t_script:.0f} s"]
     print("\n".join(lines))
