@@ -95,10 +95,7 @@ def check_ray_settings(node: Mapping[str, Any] | None) -> dict[str, Any]:
     return node
 
 
-_joined_logged = False  # the "using this process's Ray runtime" line is logged once
-
-
-def ray_runtime(settings: Mapping[str, Any] | None = None):
+def ray_runtime(settings: Mapping[str, Any] | None = None, announce: bool = True):
     """The ``ray`` module, connected. In order:
 
     1. a Ray runtime this process already has: a job that Hydra's Ray launcher runs is itself a
@@ -112,10 +109,8 @@ def ray_runtime(settings: Mapping[str, Any] | None = None):
         import ray
     except ImportError:
         raise ConfigError("reference.backend", "ray is not installed: pip install 'mia-engine[ray]'") from None
-    global _joined_logged
     if ray.is_initialized():
-        if not _joined_logged:
-            _joined_logged = True
+        if announce:  # once per stage: the caller counts workers first, then maps quietly
             log.info("ray: using this process's Ray runtime (%s CPUs)", int(ray.cluster_resources().get("CPU", 0)))
         return ray
     settings = dict(settings or {})
@@ -136,7 +131,6 @@ def ray_runtime(settings: Mapping[str, Any] | None = None):
         where = "ray.address" if address else "ray"
         raise ConfigError(where, f"cannot start or join Ray ({address or 'a local instance'}): "
                                  f"{' '.join(f'{type(e).__name__}: {e}'.split())}") from None
-    _joined_logged = True
     log.info("ray: %s in %.1f s (%s CPUs)", f"joined {address}" if address else "started a local instance",
              time.perf_counter() - start, int(ray.cluster_resources().get("CPU", 0)))
     return ray
@@ -175,7 +169,7 @@ def map_tasks(fn: Callable[[Any, Any], Any], items: Iterable[Any], shared: Any, 
 
 def _map_ray(fn, items, shared, settings) -> Iterator[tuple[int, Any]]:
     settings = dict(settings or {})
-    ray = ray_runtime(settings)
+    ray = ray_runtime(settings, announce=False)
     from ray.exceptions import RayTaskError, TaskCancelledError
 
     shared_ref = ray.put(shared)  # once: every task reads this copy

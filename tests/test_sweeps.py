@@ -134,36 +134,6 @@ def test_resume_skips_jobs_that_already_finished(tmp_path):
     assert third.returncode == 0 and "resume:" not in third.stdout
 
 
-@pytest.mark.slow
-def test_ray_launcher_two_jobs_keep_ray_files_in_the_test_dir(tmp_path):
-    """Two jobs on the Ray launcher, each fitting its reference models as Ray tasks on the
-    launcher's own runtime (no second Ray is started in a job)."""
-    import tempfile
-
-    # Ray's socket paths must stay under 107 bytes: a short directory of the test's own.
-    with tempfile.TemporaryDirectory(prefix="mia-ray-") as short:
-        ray_tmp = Path(short)
-        env = {"RAY_TMPDIR": str(ray_tmp), "RAY_AUTH_MODE": "disabled", "HOME": str(tmp_path / "home"),
-               "MPLCONFIGDIR": str(tmp_path / "mpl")}
-        proc = run_cli(["-m", "hydra/launcher=ray", "model.gamma=0.1,3", "attack=[shadow_lr,rmia_offline]",
-                        "reference.backend=ray", "reference.n_models=8",
-                        "+hydra.launcher.ray.init.include_dashboard=false"], cwd=tmp_path, env=env, timeout=400)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        assert any(ray_tmp.rglob("session_*")), "Ray's session files belong under RAY_TMPDIR"
-    client, parents, children = _runs(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    assert parents[0].info.status == "FINISHED" and len(children) == 2
-    by_gamma = {c.data.params["model.gamma"]: c for c in children}
-    assert round(by_gamma["3.0"].data.metrics["target_record/attacks/shadow_lr/score"], 2) == 0.80
-    assert not (tmp_path / "home" / ".ray").exists() or not any((tmp_path / "home" / ".ray").iterdir())
-    summaries = [json.loads(p.read_text()) for p in tmp_path.glob("multirun/*/*/*/summary.json")]
-    assert len(summaries) == 2
-    for log in tmp_path.glob("multirun/*/*/*/run.log"):
-        text = log.read_text()
-        assert "ray: using this process's Ray runtime" in text and "started a local instance" not in text, text
-        assert "training 8 reference models on 2 workers (ray)" in text and "trained 8 reference models" in text
-    assert len(list(tmp_path.glob("multirun/*/*/*/run.log"))) == 2
-
-
 @pytest.mark.parametrize("args,line", [
     (["-m", "hydra/launcher=nope", "model.gamma=1,3"], "hydra/launcher/nope"),
     (["-m", "hydra/sweeper=nope", "model.gamma=1,3"], "hydra/sweeper/nope"),

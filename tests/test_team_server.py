@@ -268,7 +268,10 @@ def test_sixteen_ray_jobs_log_to_a_postgres_server_with_proxied_artifacts(team_s
             t0 = time.monotonic()
             proc = run_cli(["-m", "hydra/launcher=ray", "+hydra.launcher.ray.init.include_dashboard=false",
                             f"model.gamma={','.join(GAMMAS)}", "tracking=server", f"tracking.uri={server.uri}",
-                            "report.enabled=false", "audit=none"], cwd=tmp_path, env=env, timeout=400)
+                            "report.enabled=false", "audit=none",
+                            # each job's reference models go to the launcher's own Ray as tasks
+                            "attack=[shadow_lr,rmia_offline]", "reference.backend=ray", "reference.n_models=4"],
+                           cwd=tmp_path, env=env, timeout=400)
             server.timings["sweep_s"] = round(time.monotonic() - t0, 2)
             server.notes += [f"--- sweep stdout (last 3000 characters)\n{proc.stdout[-3000:]}",
                              f"--- sweep stderr (last 3000 characters)\n{proc.stderr[-3000:]}"]
@@ -296,7 +299,12 @@ def test_sixteen_ray_jobs_log_to_a_postgres_server_with_proxied_artifacts(team_s
         assert sorted(int(c.data.tags["mia.job_num"]) for c in children) == list(range(16))
         # The tutorial's number at gamma=3, as the embedded store gives it.
         by_gamma = {c.data.params["model.gamma"]: c for c in children}
-        assert round(by_gamma["3.0"].data.metrics["target_record/membership_probability"], 2) == 0.80
+        assert round(by_gamma["3.0"].data.metrics["target_record/attacks/shadow_lr/score"], 2) == 0.80
+        # The jobs' fits joined the launcher's Ray runtime: no job started a Ray of its own.
+        for log in tmp_path.glob("multirun/*/*/*/run.log"):
+            text = log.read_text()
+            assert "ray: using this process's Ray runtime" in text and "started a local instance" not in text, text
+            assert "training 4 reference models on 2 workers (ray)" in text, text
 
         # Each job's outputs on disk match its run on the server, one to one.
         job_dirs = sorted(tmp_path.glob("multirun/*/*/*/summary.json"))
