@@ -155,6 +155,10 @@ def run_job(cfg) -> float | None:
         if plan_only:
             show_plan(plan, game_plan, out_dir, run_name, overrides)
             return None
+        if uses_ray(plan, game_plan):  # start or join Ray now: a bad ray.address fails before any run opens
+            from .compute import ray_runtime
+
+            ray_runtime(plan.ray_settings, announce=False)
         if session is not None:
             session.open()  # returns at once with a background helper
         estimated: dict[str, Any] = {}
@@ -234,6 +238,14 @@ def run_job(cfg) -> float | None:
     if tracking_error is not None:
         raise tracking_error
     return returned
+
+
+def uses_ray(plan, game_plan) -> bool:
+    """Whether the run sends fits to Ray: reference models (when an attack needs them) or the
+    game's trials."""
+    _, _, attacks = plan.build_estimators()
+    reference = plan.reference_node.get("backend") == "ray" and any(a.needs_reference for a in attacks.values())
+    return reference or (game_plan is not None and game_plan.backend == "ray")
 
 
 def show_plan(plan, game_plan, out_dir: Path, run_name: str, overrides: list[str]) -> dict[str, Any]:

@@ -124,6 +124,8 @@ def ray_runtime(settings: Mapping[str, Any] | None = None, announce: bool = True
             kwargs["num_cpus"] = int(settings["num_cpus"])
         if settings.get("object_store_memory"):
             kwargs["object_store_memory"] = int(settings["object_store_memory"])
+    if address:
+        _probe(address)
     start = time.perf_counter()
     try:
         ray.init(**kwargs)
@@ -134,6 +136,22 @@ def ray_runtime(settings: Mapping[str, Any] | None = None, announce: bool = True
     log.info("ray: %s in %.1f s (%s CPUs)", f"joined {address}" if address else "started a local instance",
              time.perf_counter() - start, int(ray.cluster_resources().get("CPU", 0)))
     return ray
+
+
+def _probe(address: str, timeout: float = 5.0) -> None:
+    """A ``host:port`` (or ``ray://host:port``) address that accepts no connection is an error
+    at once: Ray itself waits minutes for a cluster that is not there."""
+    import socket
+
+    rest = address.split("://", 1)[1] if "://" in address else address
+    host, sep, port = rest.rpartition(":")
+    if not sep or not port.isdigit():  # "auto", or a form Ray resolves itself
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as e:
+        raise ConfigError("ray.address", f"cannot reach the Ray cluster at {address}: "
+                                         f"{e.strerror or type(e).__name__}") from None
 
 
 def _call(fn, item, shared):

@@ -158,3 +158,23 @@ def test_a_bad_ray_setting_names_its_key():
     with pytest.raises(ConfigError) as e:
         compute.check_backend({"n_jobs": -1, "backend": "dask"}, "reference")
     assert e.value.key == "reference.backend" and "ray" in e.value.message
+
+
+@pytest.mark.e2e
+def test_an_unreachable_cluster_is_one_line_before_any_run_opens(tmp_path):
+    import socket
+
+    from conftest import mlflow_client, run_cli
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.monotonic()
+    proc = run_cli(["attack=[lira]", "reference.backend=ray", f"ray.address=127.0.0.1:{port}"], cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        f"error: ray.address: cannot reach the Ray cluster at 127.0.0.1:{port}: Connection refused"]
+    assert time.monotonic() - start < 60  # Ray alone waits minutes
+    if (tmp_path / "mlflow.db").exists():
+        client = mlflow_client(f"sqlite:///{tmp_path / 'mlflow.db'}")
+        assert [r for e in client.search_experiments() for r in client.search_runs([e.experiment_id])] == []
