@@ -138,6 +138,21 @@ def ray_runtime(settings: Mapping[str, Any] | None = None, announce: bool = True
     return ray
 
 
+def workers(backend: str, n_jobs: int, n_tasks: int, ray_settings: Mapping[str, Any] | None = None) -> int:
+    """How many of ``n_tasks`` run at once: joblib's workers for ``n_jobs``, or the Ray
+    cluster's CPUs over ``ray.cpus_per_task`` (Ray is started or joined)."""
+    n_tasks = max(int(n_tasks), 1)
+    if backend == "ray":
+        cpus = ray_runtime(ray_settings).cluster_resources().get("CPU", 1)
+        return max(1, min(int(cpus / float((ray_settings or {}).get("cpus_per_task") or 1)), n_tasks))
+    if n_jobs == 1:
+        return 1
+    from joblib import effective_n_jobs, parallel_config
+
+    with parallel_config(backend=backend):
+        return max(1, min(effective_n_jobs(n_jobs), n_tasks))
+
+
 def _probe(address: str, timeout: float = 5.0) -> None:
     """A ``host:port`` (or ``ray://host:port``) address that accepts no connection is an error
     at once: Ray itself waits minutes for a cluster that is not there."""

@@ -96,8 +96,8 @@ class Timing:
     basis: str                              # what was timed, for people
     # recipe ("target", "shadow", "worst_case:<name>") -> its timed fits (one per size timed)
     fits: dict[str, list[FitTime]] = field(default_factory=dict)
-    # Seconds every reference fit spends besides fitting and querying: setting the thread limits
-    # of its native libraries (threadpoolctl inspects every loaded library: ~8 ms on 2 cores).
+    # Seconds every reference fit spends besides fitting and querying: setting its OpenMP thread
+    # limit (mia_engine.models.openmp_limit).
     reference_overhead: float = 0.0
     # Seconds a game trial spends drawing its target's rows (timed once: a draw, no fit).
     trial_overhead: float = 0.0
@@ -114,13 +114,13 @@ def trial_overhead(plan, game) -> float:
 
 
 def reference_overhead() -> float:
-    """What a reference fit's thread limits cost (see :class:`Timing`), timed without a fit."""
-    from threadpoolctl import threadpool_limits
+    """What a reference fit's thread limit costs (see :class:`Timing`), timed without a fit."""
+    from .models import openmp_limit
 
     best = float("inf")
     for _ in range(2):
         w0 = time.perf_counter()
-        with threadpool_limits(limits=1, user_api="openmp"):
+        with openmp_limit(1):
             pass
         best = min(best, time.perf_counter() - w0)
     return best
@@ -167,13 +167,12 @@ def workers_for(node: Mapping[str, Any], n: int, ray_settings: Mapping[str, Any]
     backend = str(node.get("backend") or "threading")
     if backend == "ray":
         return _ray_workers(ray_settings, max(n, 1))
+    from .compute import workers
+
     n_jobs = int(node.get("n_jobs") or 1)
     if n_jobs == 1 or n <= 1:
         return 1, f"{backend}, 1 worker"
-    from joblib import effective_n_jobs, parallel_config
-
-    with parallel_config(backend=backend):
-        w = max(1, min(effective_n_jobs(n_jobs), n))
+    w = workers(backend, n_jobs, n)
     return w, f"{backend}, {w} worker{'s' if w != 1 else ''} (n_jobs={n_jobs})"
 
 
@@ -321,46 +320,28 @@ def _query_rows(X: np.ndarray, n: int) -> np.ndarray:
 def time_one_fit(recipe, key: str, X: np.ndarray, y: np.ndarray, X_query: np.ndarray, query_rows: int,
                  random_state=None) -> tuple[FitTime, Any, np.ndarray]:
     """Fit one model of ``recipe`` on (X, y) and query it on ``query_rows`` rows (a sample of
-    at most :data:`QUERY_SAMPLE_ROWS` timed and scaled linearly), as a reference fit runs: in
-    a worker thread with one OpenMP thread, BLAS single-threaded (see ``reference._fit_one``; a
-    fit called from the main thread would run in a helper thread that the limit does not
-    reach). Returns the time, the fitted model and the sample's probabilities."""
-    import threading
+    at most :data:`QUERY_SAMPLE_ROWS` timed and scaled linearly), as a reference fit runs: one
+    OpenMP thread, BLAS single-threaded (see ``reference._fit_one``). Returns the time, the
+    fitted model and the sample's probabilities."""
     import warnings
 
     from threadpoolctl import threadpool_limits
 
-    from .models import PROBABILITY_DEPRECATION, fit_model
+    from .models import PROBABILITY_DEPRECATION, fit_model, openmp_limit
 
     est = recipe.build(random_state=random_state) if random_state is not None else recipe.build_seeded()
     sample = min(query_rows, QUERY_SAMPLE_ROWS)
     Xq = _query_rows(X_query, sample)
-    box: dict[str, Any] = {}
-
-    def work():
-        try:
-            with threadpool_limits(limits=1, user_api="openmp"):
-                w0, c0 = _clock()
-                fit_model(est, X, y, key)
-                w1, c1 = _clock()
-                box["proba"] = np.asarray(est.predict_proba(Xq)) if sample else np.empty((0, 0))
-                w2, c2 = _clock()
-            box["times"] = (w1 - w0, c1 - c0, w2 - w1, c2 - c1)
-        except BaseException as e:  # handed to the caller below
-            box["error"] = e
-
-    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"):
+    with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"), openmp_limit(1):
         warnings.filterwarnings("ignore", message=PROBABILITY_DEPRECATION, category=FutureWarning)
-        t = threading.Thread(target=work, name="mia-timed-fit", daemon=True)
-        t.start()
-        while t.is_alive():  # Ctrl-C is felt at once; the abandoned fit ends with the process
-            t.join(0.1)
-    if "error" in box:
-        raise box["error"]
-    fit_wall, fit_cpu, query_wall, query_cpu = box["times"]
+        w0, c0 = _clock()
+        fit_model(est, X, y, key)  # off the main thread, with this thread's OpenMP limit; Ctrl-C is felt
+        w1, c1 = _clock()
+        proba = np.asarray(est.predict_proba(Xq)) if sample else np.empty((0, 0))
+        w2, c2 = _clock()
     scale = query_rows / sample if sample else 0.0
-    return (FitTime(_label(est), int(len(y)), fit_wall, fit_cpu, int(query_rows), query_wall * scale,
-                    query_cpu * scale), est, box["proba"])
+    return (FitTime(_label(est), int(len(y)), w1 - w0, c1 - c0, int(query_rows), (w2 - w1) * scale,
+                    (c2 - c1) * scale), est, proba)
 
 
 def draw_as_run(plan):

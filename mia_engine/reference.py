@@ -421,19 +421,6 @@ def _fit_all(shared: _Shared, *, n_jobs: int, backend: str, show_bar: bool, ray_
     return scores
 
 
-def _n_workers(n_jobs: int, backend: str, n_models: int, ray_settings=None) -> int:
-    if backend == "ray":
-        from .compute import ray_runtime
-
-        ray = ray_runtime(ray_settings)
-        cpus = ray.cluster_resources().get("CPU", 1) / float((ray_settings or {}).get("cpus_per_task") or 1)
-        return max(1, min(int(cpus), n_models))
-    from joblib import effective_n_jobs, parallel_config
-
-    with parallel_config(backend=backend):
-        return max(1, min(effective_n_jobs(n_jobs), n_models))
-
-
 # --------------------------------------------------------------------------------------------
 # Cache files
 
@@ -791,7 +778,9 @@ def train_reference_models(model, model_key: str, X_pool, y_pool, X_extra=None, 
     require_probabilities(recipe.build(), model_key)
 
     show_bar = sys.stderr.isatty() if progress is None else bool(progress)
-    workers = _n_workers(n_jobs, backend, n_models, ray_settings)
+    from .compute import workers as count_workers
+
+    workers = count_workers(backend, n_jobs, n_models, ray_settings)
     log.info("training %d reference models on %d worker%s (%s) ...", n_models, workers,
              "" if workers == 1 else "s", backend)
     start = time.perf_counter()

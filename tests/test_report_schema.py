@@ -234,21 +234,13 @@ def _assert_rejected(validator, doc, change, where):
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("case", list(REPORT_BREAKS))
-def test_broken_report_is_rejected(validators, runs, case):
-    doc = runs["table_game"]["report"]
-    assert not _errors(validators["report"], doc)
-    change, where = REPORT_BREAKS[case]
-    _assert_rejected(validators["report"], doc, change, where)
-
-
-@pytest.mark.e2e
-@pytest.mark.parametrize("case", list(MANIFEST_BREAKS))
-def test_broken_manifest_is_rejected(validators, runs, case):
-    doc = runs["tutorial"]["manifest"]
-    assert not _errors(validators["manifest"], doc)
-    change, where = MANIFEST_BREAKS[case]
-    _assert_rejected(validators["manifest"], doc, change, where)
+@pytest.mark.parametrize("kind, run, case", [("report", "table_game", c) for c in REPORT_BREAKS]
+                         + [("manifest", "tutorial", c) for c in MANIFEST_BREAKS])
+def test_broken_document_is_rejected(validators, runs, kind, run, case):
+    doc = runs[run][kind]
+    assert not _errors(validators[kind], doc)
+    change, where = (REPORT_BREAKS if kind == "report" else MANIFEST_BREAKS)[case]
+    _assert_rejected(validators[kind], doc, change, where)
 
 
 def test_the_schema_string_is_checked_on_a_minimal_document(validators):

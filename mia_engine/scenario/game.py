@@ -222,6 +222,7 @@ def play_game(plan, game: GamePlan) -> GameResult:
     """Learn the attacker's knowledge once, then play the trials (in parallel: joblib or Ray)."""
     from ..attacks import Candidates
     from ..compute import Progress, map_tasks
+    from ..compute import workers as count_workers
     from ..metrics import attack_metrics
     from ..models import fit_model
     from .attacker import learn_attacker
@@ -259,16 +260,7 @@ def play_game(plan, game: GamePlan) -> GameResult:
     log.info("individual game: %d trial(s), %d record(s), %d attack(s), %s", len(trials), len(names), len(attacks),
              "on Ray" if backend == "ray" else f"n_jobs={n_jobs} ({backend})")
     progress = Progress(len(trials), "individual game", "trials")
-    if backend == "ray":
-        from ..compute import ray_runtime
-
-        workers = max(1, int(ray_runtime(plan.ray_settings).cluster_resources().get("CPU", 1)))
-    elif n_jobs == 1:
-        workers = 1
-    else:
-        from joblib import effective_n_jobs
-
-        workers = effective_n_jobs(n_jobs)
+    workers = count_workers(backend, n_jobs, len(trials), plan.ray_settings)
     # The trials' rows in any order: they are sorted below, so the backend changes no number.
     rows = []
     for _, part in map_tasks(_play_chunk, _chunks(trials, workers), ctx, backend=backend, n_jobs=n_jobs,
