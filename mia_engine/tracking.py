@@ -803,15 +803,24 @@ class _ParentGone(BaseException):
     """Raised in the helper by SIGTERM (its parent died, or someone stops it)."""
 
 
+_helper_idle = False  # in the helper: no request received yet, so no run to close
+
+
 def _on_sigterm(signum, frame) -> None:
+    if _helper_idle:
+        # Nothing to close. The signal may land anywhere in MLflow's import (even in an import
+        # lock's callback, where a raised exception is only printed onto the job's stderr).
+        os._exit(0)
     raise _ParentGone()
 
 
 def _helper(conn, parent_conn, parent_pid, tracking, launch_dir, run_name, tags, parent_run_id) -> None:
     """The forked helper: warm MLflow up, then serve start / log / fail requests
     (``("log", params, metrics, artifacts, datasets)``)."""
+    global _helper_idle
     tracker: RunTracker | None = None
     reason = PROCESS_GONE
+    _helper_idle = True
     try:
         parent_conn.close()  # only the job holds that end: its death is an end of file here
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C: the job decides, and tells us
@@ -829,6 +838,7 @@ def _helper(conn, parent_conn, parent_pid, tracking, launch_dir, run_name, tags,
             while not conn.poll(1.0):
                 if os.getppid() != parent_pid:
                     return  # the job is gone: the finally clause closes any run FAILED
+            _helper_idle = False
             try:
                 message = conn.recv()
             except (EOFError, OSError):

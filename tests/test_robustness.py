@@ -321,6 +321,42 @@ def test_store_checks_need_no_mlflow(tmp_path, monkeypatch):
     check_store_writable("sqlite:///:memory:")
 
 
+_SIGTERM_IN_A_CALLBACK = """
+import os, signal, weakref
+from mia_engine import tracking
+tracking._helper_idle = True  # as in the helper before its first request
+signal.signal(signal.SIGTERM, tracking._on_sigterm)
+class Lock: pass
+lock = Lock()
+def callback(_):  # like importlib's module-lock callback, where CI's stray traceback came from
+    os.kill(os.getpid(), signal.SIGTERM)
+    for _ in range(10**6):
+        pass  # the handler runs here, inside the callback
+ref = weakref.ref(lock, callback)
+del lock
+print("still running")
+"""
+
+
+def test_a_helper_stopped_before_its_first_request_exits_silently(tmp_path):
+    """A job that fails before opening a run stops its MLflow helper with SIGTERM, maybe while
+    the helper still imports MLflow. A signal handled inside a callback cannot raise (Python only
+    prints the exception onto the job's stderr): the idle helper exits at once instead."""
+    proc = subprocess.run([sys.executable, "-c", _SIGTERM_IN_A_CALLBACK], capture_output=True,
+                          text=True, timeout=60, env=_env())
+    assert (proc.returncode, proc.stdout, proc.stderr) == (0, "", "")
+
+    # The real thing: sessions stopped while their helper warms up leave nothing on stderr.
+    script = ("import sys, time; from pathlib import Path; from mia_engine.tracking import TrackingSession\n"
+              "for delay in (0.0, 0.05, 0.2, 0.5):\n"
+              "    s = TrackingSession({'uri': sys.argv[1]}, Path('.'), 'r', {}, None)\n"
+              "    assert s.background\n"
+              "    time.sleep(delay); s.abandon()\n")
+    proc = subprocess.run([sys.executable, "-c", script, f"sqlite:///{tmp_path / 'mlflow.db'}"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path, env=_env())
+    assert (proc.returncode, proc.stderr) == (0, "")
+
+
 def test_ctrl_c_during_a_long_fit_stops_at_once(tmp_path):
     # libsvm with C=1e20 and a raised bound computes for minutes inside one call; the fit runs
     # off the main thread, so Ctrl-C is felt within a second all the same.
