@@ -267,8 +267,8 @@ def show_plan(plan, game_plan, out_dir: Path, run_name: str, overrides: list[str
 
 
 def log_estimate(plan, game_plan, measured: Mapping[str, Any]) -> dict[str, Any]:
-    """A normal run's estimate, from its own target (or shadow) fit: one INFO line, and
-    summary.json's ``cost``. An estimate never stops a run: a failure is a warning."""
+    """A normal run's estimate, from its own target (or shadow) fit: one INFO line, and the
+    estimate that cost.json keeps. An estimate never stops a run: a failure is a warning."""
     from . import cost
 
     try:

@@ -57,6 +57,11 @@ class Progress:
                      100 * self.count // self.total, duration(elapsed), duration(left))
 
 
+def clock() -> tuple[float, float]:
+    """(wall, this process's CPU) seconds, for timing a stage."""
+    return time.perf_counter(), time.process_time()
+
+
 def duration(seconds: float) -> str:
     """``seconds`` as 7s, 3m05s or 2h01m."""
     seconds = int(round(seconds))
@@ -118,14 +123,13 @@ def ray_runtime(settings: Mapping[str, Any] | None = None, announce: bool = True
     kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING,
                               "log_to_driver": True}
     if address:
+        _probe(address)
         kwargs["address"] = address
     else:
         if settings.get("num_cpus"):
             kwargs["num_cpus"] = int(settings["num_cpus"])
         if settings.get("object_store_memory"):
             kwargs["object_store_memory"] = int(settings["object_store_memory"])
-    if address:
-        _probe(address)
     start = time.perf_counter()
     try:
         ray.init(**kwargs)
@@ -143,14 +147,19 @@ def workers(backend: str, n_jobs: int, n_tasks: int, ray_settings: Mapping[str, 
     cluster's CPUs over ``ray.cpus_per_task`` (Ray is started or joined)."""
     n_tasks = max(int(n_tasks), 1)
     if backend == "ray":
-        cpus = ray_runtime(ray_settings).cluster_resources().get("CPU", 1)
-        return max(1, min(int(cpus / float((ray_settings or {}).get("cpus_per_task") or 1)), n_tasks))
+        return ray_slots(ray_runtime(ray_settings).cluster_resources().get("CPU", 1), ray_settings, n_tasks)
     if n_jobs == 1:
         return 1
     from joblib import effective_n_jobs, parallel_config
 
     with parallel_config(backend=backend):
         return max(1, min(effective_n_jobs(n_jobs), n_tasks))
+
+
+def ray_slots(cpus: float, ray_settings: Mapping[str, Any] | None, n_tasks: int) -> int:
+    """How many of ``n_tasks`` Ray runs at once on ``cpus`` CPUs, one per ``ray.cpus_per_task``."""
+    per_task = float((ray_settings or {}).get("cpus_per_task") or 1)
+    return max(1, min(int(float(cpus) / per_task), int(n_tasks)))
 
 
 def _probe(address: str, timeout: float = 5.0) -> None:

@@ -32,6 +32,9 @@ from typing import Any, Mapping
 
 import numpy as np
 
+from .compute import clock, duration, ray_slots, workers
+from .models import PROBABILITY_DEPRECATION, estimator_name, fit_model, openmp_limit
+
 #: plan.json's format.
 PLAN_SCHEMA = "mia-engine/plan/1"
 #: Allowance for starting process workers (loky, multiprocessing), importing scikit-learn and
@@ -115,8 +118,6 @@ def trial_overhead(plan, game) -> float:
 
 def reference_overhead() -> float:
     """What a reference fit's thread limit costs (see :class:`Timing`), timed without a fit."""
-    from .models import openmp_limit
-
     best = float("inf")
     for _ in range(2):
         w0 = time.perf_counter()
@@ -129,16 +130,6 @@ def reference_overhead() -> float:
 # ---- the work ----------------------------------------------------------------------------------
 
 
-def _label(est) -> str:
-    """The estimator's class name, inside a saved model's wrapper or a Pipeline."""
-    if hasattr(est, "_frame") and getattr(est, "estimator", None) is not None:
-        est = est.estimator
-    steps = getattr(est, "steps", None)
-    if isinstance(steps, list) and steps:
-        est = steps[-1][1]
-    return type(est).__name__
-
-
 def _ray_workers(settings: Mapping[str, Any] | None, n: int) -> tuple[int | None, str]:
     """Ray's CPUs for ``n`` tasks, without starting Ray: the runtime this process already has,
     else a local instance's ``ray.num_cpus`` (null: this machine's CPUs). A cluster named by
@@ -146,7 +137,6 @@ def _ray_workers(settings: Mapping[str, Any] | None, n: int) -> tuple[int | None
     import sys
 
     settings = dict(settings or {})
-    per_task = float(settings.get("cpus_per_task") or 1)
     ray = sys.modules.get("ray")
     if ray is not None and getattr(ray, "is_initialized", lambda: False)():
         cpus = float(ray.cluster_resources().get("CPU", 1))
@@ -157,7 +147,7 @@ def _ray_workers(settings: Mapping[str, Any] | None, n: int) -> tuple[int | None
     else:
         cpus = float(settings.get("num_cpus") or os.cpu_count() or 1)
         where = f"a local Ray instance ({int(cpus)} CPUs assumed; not started)"
-    return max(1, min(int(cpus / per_task), n)), where
+    return ray_slots(cpus, settings, n), where
 
 
 def workers_for(node: Mapping[str, Any], n: int, ray_settings: Mapping[str, Any] | None = None
@@ -167,8 +157,6 @@ def workers_for(node: Mapping[str, Any], n: int, ray_settings: Mapping[str, Any]
     backend = str(node.get("backend") or "threading")
     if backend == "ray":
         return _ray_workers(ray_settings, max(n, 1))
-    from .compute import workers
-
     n_jobs = int(node.get("n_jobs") or 1)
     if n_jobs == 1 or n <= 1:
         return 1, f"{backend}, 1 worker"
@@ -265,7 +253,7 @@ def plan_work(plan, game=None, n_audit_scored: int | None = None) -> Work:
             key = "worst_case" if name == "worst_case" else f"worst_case_{name}"
             stages.append(Stage(key, f"{name}: the upper bound's classifier", f"worst_case:{name}", folds * repeats,
                                 n * (folds - 1) // folds, -(-n // folds) + (1 if record_extra else 0),
-                                _label(a.classifier), note=f"{folds} folds x {repeats} repeats, one after another"))
+                                estimator_name(a.classifier), note=f"{folds} folds x {repeats} repeats, one after another"))
     if game is not None:
         n_records = len(game.records)
         trials = 1 if game.replay_trial is not None else int(game.n_trials)
@@ -293,10 +281,6 @@ def plan_work(plan, game=None, n_audit_scored: int | None = None) -> Work:
 
 
 # ---- timing ------------------------------------------------------------------------------------
-
-
-def _clock():
-    return time.perf_counter(), time.process_time()
 
 
 def _subsample(X: np.ndarray, y: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -327,20 +311,19 @@ def time_one_fit(recipe, key: str, X: np.ndarray, y: np.ndarray, X_query: np.nda
 
     from threadpoolctl import threadpool_limits
 
-    from .models import PROBABILITY_DEPRECATION, fit_model, openmp_limit
 
     est = recipe.build(random_state=random_state) if random_state is not None else recipe.build_seeded()
     sample = min(query_rows, QUERY_SAMPLE_ROWS)
     Xq = _query_rows(X_query, sample)
     with warnings.catch_warnings(), threadpool_limits(limits=1, user_api="blas"), openmp_limit(1):
         warnings.filterwarnings("ignore", message=PROBABILITY_DEPRECATION, category=FutureWarning)
-        w0, c0 = _clock()
+        w0, c0 = clock()
         fit_model(est, X, y, key)  # off the main thread, with this thread's OpenMP limit; Ctrl-C is felt
-        w1, c1 = _clock()
+        w1, c1 = clock()
         proba = np.asarray(est.predict_proba(Xq)) if sample else np.empty((0, 0))
-        w2, c2 = _clock()
+        w2, c2 = clock()
     scale = query_rows / sample if sample else 0.0
-    return (FitTime(_label(est), int(len(y)), w1 - w0, c1 - c0, int(query_rows), (w2 - w1) * scale,
+    return (FitTime(estimator_name(est), int(len(y)), w1 - w0, c1 - c0, int(query_rows), (w2 - w1) * scale,
                     (c2 - c1) * scale), est, proba)
 
 
@@ -448,12 +431,12 @@ def _time_worst_case(plan, stage: Stage, model, proba: np.ndarray, y_proba: np.n
                         attack.features)
     member = np.random.default_rng(seed).permutation(np.arange(n) % 2)
     clf = clone(attack.classifier)
-    w0, c0 = _clock()
+    w0, c0 = clock()
     clf.fit(X[:stage.train_rows], member[:stage.train_rows])
-    w1, c1 = _clock()
+    w1, c1 = clock()
     clf.predict_proba(X[stage.train_rows:])
-    w2, c2 = _clock()
-    return FitTime(_label(clf), stage.train_rows, w1 - w0, c1 - c0, stage.query_rows, w2 - w1, c2 - c1)
+    w2, c2 = clock()
+    return FitTime(estimator_name(clf), stage.train_rows, w1 - w0, c1 - c0, stage.query_rows, w2 - w1, c2 - c1)
 
 
 def measured_timing(plan, measured: Mapping[str, Any], game=None) -> Timing:
@@ -595,7 +578,6 @@ def unknown_cluster(work: Work) -> bool:
 
 def _secs(seconds: float | None) -> str:
     """0.012 s -> 12ms, 3.4 -> 3.4s, 190 -> 3m10s, 7300 -> 2h02m."""
-    from .compute import duration
 
     if seconds is None:
         return "?"

@@ -387,6 +387,14 @@ def _final_step(est):
     return steps[-1][1] if steps else est
 
 
+def estimator_name(est) -> str:
+    """The class name of the estimator doing the work: inside a saved model's wrapper
+    (:class:`FrameModel`) or a Pipeline, its last step."""
+    if isinstance(est, FrameModel):
+        est = est.estimator
+    return type(_final_step(est)).__name__
+
+
 @dataclass
 class ModelRecipe:
     """How to build a fresh, unfitted copy of a model: from a config node (``_target_`` plus
@@ -448,7 +456,7 @@ class ModelRecipe:
     def label(self) -> str:
         """A short name for reports: the class and its key knobs."""
         if self.saved:
-            return f"saved {type(_final_step(self.prototype)).__name__} ({self.path})"
+            return f"saved {estimator_name(self.prototype)} ({self.path})"
         name = str(self.node.get("_target_", "model")).rsplit(".", 1)[-1]
         knobs = ", ".join(f"{k}={self.node[k]}" for k in ("C", "gamma", "n_estimators", "max_depth", "n_neighbors")
                           if k in self.node)

@@ -24,6 +24,7 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from ..compute import clock
 from ..metrics import attack_metrics
 from .attacker import attach_reference, learn_attacker, reference_pools
 from .plan import ScenarioPlan, prepare_scenario
@@ -65,10 +66,6 @@ def _dataset(plan: ScenarioPlan, X, y, ids=None) -> Dataset:
     return Dataset(X, y, s.features, s.label_values, s.labels, ids)
 
 
-def _clock() -> tuple[float, float]:
-    return time.perf_counter(), time.process_time()
-
-
 def execute_scenario(plan: ScenarioPlan, on_timed: Callable[[dict[str, Any]], None] | None = None) -> ScenarioResult:
     """Draw the data, fit fresh models, run the attacks and the audit (same plan, same numbers).
 
@@ -106,9 +103,9 @@ def execute_scenario(plan: ScenarioPlan, on_timed: Callable[[dict[str, Any]], No
     # ---- the target ---------------------------------------------------------------------------
     target_fit = None
     if plan.target_recipe.fitted is None:
-        w0, c0 = _clock()
+        w0, c0 = clock()
         fit_model(target_model, X_target, y_target, "model")
-        w1, c1 = _clock()
+        w1, c1 = clock()
         target_fit = {"seconds": w1 - w0, "cpu_seconds": c1 - c0, "rows": int(len(y_target)), "query_rows": 0,
                       "query_seconds": 0.0, "query_cpu_seconds": 0.0}
         timings["target_fit"] = w1 - w0
@@ -136,9 +133,9 @@ def execute_scenario(plan: ScenarioPlan, on_timed: Callable[[dict[str, Any]], No
     candidates = None
     if parts_y:
         X_c, y_c = np.vstack(parts_X), np.concatenate(parts_y)
-        w0, c0 = _clock()
+        w0, c0 = clock()
         p_c = target_model.predict_proba(X_c)
-        w1, c1 = _clock()
+        w1, c1 = clock()
         if target_fit is not None:
             target_fit.update(query_rows=int(len(y_c)), query_seconds=w1 - w0, query_cpu_seconds=c1 - c0)
         candidates = Candidates(X_c, y_c, p_c, np.concatenate(member), np.concatenate(scored))
@@ -146,9 +143,9 @@ def execute_scenario(plan: ScenarioPlan, on_timed: Callable[[dict[str, Any]], No
     # ---- what the attacker knows: shadow models, then reference models, as learn_attacker does
     # in one call (without candidates it fits the shadow models only); the cost estimate comes
     # between the two, from the fits so far.
-    w0, c0 = _clock()
+    w0, c0 = clock()
     knowledge, _ = learn_attacker(plan, shadow_model, shd, attacks, classes, None, target_model, len(y_target))
-    w1, c1 = _clock()
+    w1, c1 = clock()
     shadows = knowledge.shadow_models
     timings["shadow_fits"] = w1 - w0
     if on_timed is not None:

@@ -112,8 +112,8 @@ class ScenarioResult:
     # The headline attack per slice (mia_engine.subgroups.subgroup_summary), or None.
     subgroups: dict[str, Any] | None = None
     # Wall seconds per stage (target_fit, shadow_fits, reference, attacks, scenario): the run's
-    # cost as measured, for summary.json's ``cost`` beside the estimate (mia_engine.cost). Kept
-    # out of summary(): the same plan gives the same summary, whatever the machine's speed.
+    # cost as measured, for cost.json beside the estimate (mia_engine.cost). Kept out of
+    # summary(): the same plan gives the same summary, whatever the machine's speed.
     timings: dict[str, float] = field(default_factory=dict, repr=False, compare=False)
 
     @property
