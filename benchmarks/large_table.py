@@ -121,11 +121,23 @@ def _hwm_mb(pid: int) -> float:
     return float("nan")
 
 
+def table_run(csv: Path, out_dir: Path, *overrides: str) -> list[str]:
+    """The command of one measured run on ``csv`` (label ``response``): no cache, no tracking,
+    no progress bar, outputs in ``out_dir`` (shared with benchmarks/scaling.py)."""
+    return [sys.executable, str(REPO / "run.py"), "data=table", f"data.path={csv}", "data.label=response",
+            "reference.cache=false", "tracking=none", "reference.progress=false", f"hydra.run.dir={out_dir}",
+            OBJECTIVES, *overrides]
+
+
+def reference_seconds(output: str) -> float:
+    """The reference stage's wall time from the run's "trained N reference models in S s" line."""
+    m = re.search(r"trained (\d+) reference models in ([\d.]+) s", output)
+    return float(m.group(2)) if m else float("nan")
+
+
 def run_engine(csv: Path, n_models: int, n_estimators: int, out_dir: Path, extra) -> dict:
-    cmd = [sys.executable, str(REPO / "run.py"), "data=table", f"data.path={csv}", "data.label=response",
-           "model=random_forest", f"model.n_estimators={n_estimators}", f"reference.n_models={n_models}",
-           "attack=[lira,rmia]", "reference.cache=false", "tracking=none", "reference.progress=false",
-           f"hydra.run.dir={out_dir}", OBJECTIVES, *extra]
+    cmd = table_run(csv, out_dir, "model=random_forest", f"model.n_estimators={n_estimators}",
+                    f"reference.n_models={n_models}", "attack=[lira,rmia]", *extra)
     t = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=str(out_dir.parent), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, env=dict(os.environ, PYTHONUNBUFFERED="1"))
@@ -144,10 +156,9 @@ def run_engine(csv: Path, n_models: int, n_estimators: int, out_dir: Path, extra
     if proc.returncode != 0:
         print(shlex.join(cmd), "\n", output, file=sys.stderr)
         raise SystemExit(f"run.py exited with {proc.returncode}")
-    m = re.search(r"trained (\d+) reference models in ([\d.]+) s", output)
     summary = json.loads((out_dir / "summary.json").read_text())
     return {"n_models": n_models, "peak_rss_mb": usage.ru_maxrss / 1024, "wall": wall,
-            "reference_s": float(m.group(2)) if m else float("nan"), "summary": summary, "cmd": cmd,
+            "reference_s": reference_seconds(output), "summary": summary, "cmd": cmd,
             "before_ref_mb": marks.get("before_reference", float("nan")),
             "through_ref_mb": marks.get("through_reference", float("nan"))}
 
@@ -223,7 +234,7 @@ def main() -> None:
               f"{(hi['peak_rss_mb'] - lo['peak_rss_mb']) / max(1, hi['n_models'] - lo['n_models']):.2f} MB overall, "
               f"{(hi['through_ref_mb'] - lo['through_ref_mb']) / max(1, hi['n_models'] - lo['n_models']):.2f} MB "
               f"through the reference stage (what the run keeps per model: a float32 score per query row and a "
-              f"byte per pool row, {(sum(v for k, v in lo['summary']['data']['rows'].items() if k != 'named') * 4 + hi['summary']['reference']['pool_rows']) / 2**20:.2f} MB; "
+              f"byte per pool row, {(sum(v for k, v in hi['summary']['data']['rows'].items() if k != 'named') * 4 + hi['summary']['reference']['pool_rows']) / 2**20:.2f} MB; "
               "the attacks gather the scores in blocks of at most 4M model x record cells)",
               f"- command: python {shlex.join(results[0]['cmd'][1:])}",
               f"- script wall time {time.perf_counter() - t_script:.0f} s"]

@@ -33,13 +33,12 @@ models before the matrix, and the faster reference stage wins; both runs are in 
 ``ray`` = ``reference.backend=ray``: a local Ray instance started by the run (``ray.num_cpus``
 null: all cores), whose start-up is in the wall time and, separately, in "ray start s".
 ``serial_omp1`` (``--serial-omp1``, by default for hist_gradient_boosting only): serial with
-``OMP_NUM_THREADS=1`` in the run's environment. The engine limits each reference fit to one
-OpenMP thread (``threadpool_limits`` in ``mia_engine.reference._fit_one``), but a fit called
-from the main thread (serial runs) goes through ``mia_engine.models._interruptible``, which runs
-it in a new helper thread, and OpenMP's thread-count limit is per thread: the serial fits get
-a full OpenMP team. joblib's threads call the fit directly; loky sets ``OMP_NUM_THREADS`` in its
-workers and Ray sets it to the task's CPUs (1), so only serial runs are affected. The variant
-shows what serial costs with the limit working (random forests use no OpenMP).
+``OMP_NUM_THREADS=1`` in the run's environment: a control for the engine's own limit. Each
+reference fit runs under ``mia_engine.models.openmp_limit(1)``; a fit called from the main
+thread (serial runs) goes through ``mia_engine.models._interruptible``'s helper thread, which
+inherits that limit (OpenMP's limit is per thread; before the engine passed it on, serial fits
+got a full OpenMP team and ran 1.7-6.4x slower under load). With the limit working, serial and
+serial_omp1 take the same time (random forests use no OpenMP).
 The backends of a cell run back to back, in an order rotated from cell to cell.
 
 Measured per run:
@@ -106,11 +105,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from large_table import OBJECTIVES, write_table  # noqa: E402  (the same table writer, not a copy)
+from large_table import reference_seconds, table_run, write_table  # noqa: E402  (shared, not copied)
 
 FAMILIES = ("random_forest", "hist_gradient_boosting")
 BACKENDS = ("serial", "serial_omp1", "joblib", "ray")
 RUNS_DIR = Path("/tmp/mia_scaling_runs")
+DEFAULT_PLOT = REPO / "docs" / "scaling.png"
 CLK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 SAMPLE_EVERY = 0.25
@@ -311,32 +311,14 @@ def backend_overrides(backend: str, joblib_backend: str | None) -> list[str]:
     return [f"reference.backend={joblib_backend or backend}", "reference.n_jobs=-1"]
 
 
-def parse_duration(text: str) -> float:
-    """The engine's short durations (mia_engine.cost._secs): 12ms, 3.4s, 17s, 3m10s, 2h02m."""
-    if text.endswith("ms"):
-        return float(text[:-2]) / 1000
-    m = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:([\d.]+)s)?", text)
-    if not m or not text:
-        return float("nan")
-    h, mins, secs = (float(g) if g else 0.0 for g in m.groups())
-    return 3600 * h + 60 * mins + secs
-
-
-def target_fit_seconds(output: str) -> float:
-    """The target's fit time from the run's "cost estimate" line (nan if absent)."""
-    m = re.search(r"target's fit: (\S+) on", output)
-    return parse_duration(m.group(1)) if m else float("nan")
-
-
 def run_engine(csv: Path, rows: int, family: str, backend: str, joblib_backend: str | None, n_models: int,
                args, tag: str = "") -> dict:
     out_dir = RUNS_DIR / f"{family}_r{rows}_m{n_models}_{backend}{tag}"
     shutil.rmtree(out_dir, ignore_errors=True)
     RUNS_DIR.mkdir(parents=True, exist_ok=True)
-    cmd = [sys.executable, str(REPO / "run.py"), "data=table", f"data.path={csv}", "data.label=response",
-           f"model={family}", *size_overrides(family, args), "attack=[lira]", f"reference.n_models={n_models}",
-           *backend_overrides(backend, joblib_backend), "reference.cache=false", "reference.progress=false",
-           "tracking=none", "report.enabled=false", OBJECTIVES, f"hydra.run.dir={out_dir}", *args.overrides]
+    cmd = table_run(csv, out_dir, f"model={family}", *size_overrides(family, args), "attack=[lira]",
+                    f"reference.n_models={n_models}", *backend_overrides(backend, joblib_backend),
+                    "report.enabled=false", *args.overrides)
     load = os.getloadavg()
     busy0, steal0 = _machine_busy_ticks()
     self0, cpu0 = _self_cpu(), _children_cpu()
@@ -379,17 +361,17 @@ def run_engine(csv: Path, rows: int, family: str, backend: str, joblib_backend: 
     if proc.returncode != 0:
         print(shlex.join(cmd), "\n", output[-5000:], file=sys.stderr)
         raise SystemExit(f"run.py exited with {proc.returncode}")
-    m = re.search(r"trained (\d+) reference models in ([\d.]+) s", output)
     ray_start = re.search(r"ray: started a local instance in ([\d.]+) s", output)
     summary = json.loads((out_dir / "summary.json").read_text())
+    measured = json.loads((out_dir / "cost.json").read_text())["measured"]
     foreign = (busy1 - busy0) / CLK - mine
     return {
         "rows": rows, "n_models": n_models, "family": family, "backend": backend,
         "engine_backend": {"serial": "threading", "serial_omp1": "threading", "ray": "ray"}.get(backend, joblib_backend),
         "n_jobs": 1 if backend.startswith("serial") else -1, "env": {"OMP_NUM_THREADS": env.get("OMP_NUM_THREADS")},
         "wall_s": wall,
-        "reference_s": float(m.group(2)) if m else float("nan"),
-        "ray_start_s": float(ray_start.group(1)) if ray_start else None, "target_fit_s": target_fit_seconds(output),
+        "reference_s": reference_seconds(output),
+        "ray_start_s": float(ray_start.group(1)) if ray_start else None, "target_fit_s": measured.get("target_fit", float("nan")),
         "cpu_s": cpu, "cpu_waited_s": waited_cpu, "cpu_auto_reaped_s": lost_ticks / CLK,
         "auto_reaped_processes": n_lost, "driver_cpu_s": usage.ru_utime + usage.ru_stime,
         "reference_cpu_s": (marks["cpu_after_ref"] - marks["cpu_before_ref"])
@@ -610,8 +592,7 @@ def report(results: dict, json_path: Path | None, plot_path: Path | None) -> Non
     pick_lines = []
     for family, p in pick.items():
         pick_lines.append(f"- joblib backend for {family}: {p['chosen']} (10,000 rows, 64 models: reference stage "
-                          + ", ".join(f"{b} {s:.2f} s" for b, s in p["reference_s"].items())
-                          + (f"; {p['note']}" if p.get("note") else "") + ")")
+                          + ", ".join(f"{b} {s:.2f} s" for b, s in p["reference_s"].items()) + ")")
     tail = ["", *pick_lines,
             f"- load average {meta['load_avg_start'][0]:.2f} / {meta['load_avg_start'][1]:.2f} / "
             f"{meta['load_avg_start'][2]:.2f} at start, {meta['load_avg_end'][0]:.2f} / {meta['load_avg_end'][1]:.2f} / "
@@ -646,14 +627,16 @@ def main() -> None:
                     help="the matrix this many times (backend order rotated); checks and plot use medians")
     ap.add_argument("--quick", action="store_true", help="1,000 and 10,000 rows, 16 and 64 models")
     ap.add_argument("--json", default=str(REPO / "benchmarks" / "results" / "scaling.json"))
-    ap.add_argument("--plot", default=str(REPO / "docs" / "scaling.png"))
-    ap.add_argument("--from-json", help="report (table, checks, plot) from saved results; no runs")
+    ap.add_argument("--plot", help=f"the figure (default {DEFAULT_PLOT.relative_to(REPO)}; with --from-json "
+                                   "only when given)")
+    ap.add_argument("--from-json", help="print the tables and checks of saved results (the file is left as it is); "
+                                        "no runs")
     ap.add_argument("overrides", nargs="*", help="Hydra overrides applied to every run")
     args = ap.parse_args()
 
     if args.from_json:  # the checks stored in the file are recomputed (they derive from the runs)
         results = json.loads(Path(args.from_json).read_text())
-        report(results, Path(args.from_json), Path(args.plot) if args.plot else None)
+        report(results, None, Path(args.plot) if args.plot else None)
         return
     if args.quick:
         args.rows, args.n_models = "1000,10000", "16,64"
@@ -744,8 +727,7 @@ def main() -> None:
     meta["finished"] = time.strftime("%Y-%m-%d %H:%M:%S")
     meta["script_s"] = time.perf_counter() - t_script
     meta["sampler_cpu_s"] = _self_cpu()
-    report({"meta": meta, "runs": runs}, Path(args.json) if args.json else None,
-           Path(args.plot) if args.plot else None)
+    report({"meta": meta, "runs": runs}, Path(args.json) if args.json else None, Path(args.plot or DEFAULT_PLOT))
 
 
 if __name__ == "__main__":

@@ -701,7 +701,7 @@ def plan_document(work: Work, timing: Timing | None, total: float | None, **extr
 
 
 def cost_summary(work: Work, timing: Timing, total: float) -> dict[str, Any]:
-    """summary.json's ``cost`` (the estimate; the run adds what it measured)."""
+    """cost.json's estimate (the run adds what it measured beside it)."""
     return {"estimated_seconds": total,
             "estimated": {s.key: s.seconds for s in work.stages if s.fits},
             "estimate_basis": timing.basis}
