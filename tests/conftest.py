@@ -34,6 +34,10 @@ def _cache_secret(tmp_path_factory):
         os.environ["MIA_ENGINE_SECRET_FILE"] = old
 
 
+#: The tutorial's target as a reference recipe (libsvm's probability calibration seeded).
+SVC_NODE = {"_target_": "sklearn.svm.SVC", "C": 1.0, "gamma": 3.0, "probability": True, "random_state": 12}
+
+
 def compose_config(overrides=(), resolve=True):
     """The scenario config `python run.py <overrides>` would get (without the hydra node)."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):

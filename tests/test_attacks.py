@@ -176,7 +176,13 @@ def _logit(p):
     return math.log(p) - math.log(1 - p)
 
 
-def test_lira_online_and_offline_scores_by_hand():
+# One block, and one record per block (4 models x 1 record): the scores are the same either way.
+BLOCKS = pytest.mark.parametrize("cells", [1 << 22, 4], ids=["one_block", "record_by_record"])
+
+
+@BLOCKS
+def test_lira_online_and_offline_scores_by_hand(cells, monkeypatch):
+    monkeypatch.setattr(attacks_mod, "_CHUNK_CELLS", cells)
     ref, p_true = _toy_reference()
     knowledge = Knowledge(classes=np.array([0, 1]), reference=ref)
     target_p = np.array([0.8, 0.3])
@@ -206,7 +212,9 @@ def test_lira_online_and_offline_scores_by_hand():
     assert LiraAttack("x", online=False).fit(knowledge).threshold_ == 3.0
 
 
-def test_rmia_scores_by_hand():
+@BLOCKS
+def test_rmia_scores_by_hand(cells, monkeypatch):
+    monkeypatch.setattr(attacks_mod, "_CHUNK_CELLS", cells)
     ref, p_true = _toy_reference()
     knowledge = Knowledge(classes=np.array([0, 1]), reference=ref, population_index=np.array([2]),
                           population_y=np.array([1]),

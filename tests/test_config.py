@@ -163,3 +163,18 @@ def test_gamma_sweep_experiment_declares_the_sweep():
         cfg = compose("config", overrides=["experiment=gamma_sweep"], return_hydra_config=True)
     assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
     assert cfg.hydra.sweeper.params["model.gamma"] == "0.01,0.1,0.3,1,3"
+
+
+def test_a_bad_ray_setting_names_its_key():
+    """Checked without Ray: the ray node and a backend's name (mia_engine.compute)."""
+    from mia_engine import compute
+
+    with pytest.raises(ConfigError) as e:
+        compute.check_ray_settings({"address": None, "num_cpus": 0, "cpus_per_task": 1})
+    assert e.value.key == "ray.num_cpus"
+    with pytest.raises(ConfigError) as e:
+        compute.check_ray_settings({"cpus_per_task": -1})
+    assert e.value.key == "ray.cpus_per_task"
+    with pytest.raises(ConfigError) as e:
+        compute.check_backend({"n_jobs": -1, "backend": "dask"}, "reference")
+    assert e.value.key == "reference.backend" and "ray" in e.value.message

@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import SVC_NODE
 from mia_engine import reference as R
 from mia_engine.errors import ConfigError
 from mia_engine.reference import halves, max_distinct_halves, train_reference_models
 
-SVC_NODE = {"_target_": "sklearn.svm.SVC", "C": 1.0, "gamma": 3.0, "probability": True, "random_state": 12}
 KNN1_NODE = {"_target_": "sklearn.neighbors.KNeighborsClassifier", "n_neighbors": 1}
 
 
@@ -172,7 +172,7 @@ def test_serial_processes_and_threads_give_bit_identical_scores(data):
     assert not np.array_equal(serial.scores[0], serial.scores[1])
 
 
-def test_shapes_classes_and_rows_summing_to_one(data):
+def test_shapes_classes_labels_and_float32_scores(data):
     X, y, Xe = data
     rs = train(data, n_models=4)
     assert rs.scores.shape == (4, len(X) + len(Xe)) and rs.scores.dtype == np.float32
@@ -183,8 +183,11 @@ def test_shapes_classes_and_rows_summing_to_one(data):
     assert rs.from_cache is False and len(rs.key) == 64
 
 
-def test_each_model_is_the_recipe_on_its_half_queried_on_pool_then_extra_rows(data):
-    """Model m = SVC from the node with RandomState(SeedSequence(seed, spawn_key=(m,))), fit on its half."""
+@pytest.mark.parametrize("chunk", [R._QUERY_CHUNK, 7], ids=["one_chunk", "seven_rows_at_a_time"])
+def test_each_model_is_the_recipe_on_its_half_queried_on_pool_then_extra_rows(data, chunk, monkeypatch):
+    """Model m = SVC from the node with RandomState(SeedSequence(seed, spawn_key=(m,))), fit on its
+    half; its query rows scored in one chunk or a few rows at a time, with the same bits."""
+    monkeypatch.setattr(R, "_QUERY_CHUNK", chunk)
     from sklearn.svm import SVC
 
     from mia_engine.models import fit_model
@@ -709,6 +712,7 @@ def test_a_fit_run_off_the_main_thread_keeps_the_callers_openmp_limit():
 
     if not threads():
         pytest.skip("no OpenMP runtime loaded")
-    with threadpool_limits(limits=1, user_api="openmp"):
-        assert _interruptible(threads) == [1] * len(threads())
+    limit = 2 if threads()[0] == 1 else 1  # a limit other than the default (OMP_NUM_THREADS=1 in some CIs)
+    with threadpool_limits(limits=limit, user_api="openmp"):
+        assert _interruptible(threads) == [limit] * len(threads())
     assert _interruptible(threads) == threads()

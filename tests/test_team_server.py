@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import run_cli
+from conftest import artifact_paths, mlflow_client, run_cli
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -246,23 +246,16 @@ def team_server():
             shutil.rmtree(d, ignore_errors=True)
 
 
-def _artifact_files(client, run_id: str, path: str | None = None) -> set[str]:
-    out = set()
-    for a in client.list_artifacts(run_id, path):
-        out |= _artifact_files(client, run_id, a.path) if a.is_dir else {a.path}
-    return out
-
-
 def test_sixteen_ray_jobs_log_to_a_postgres_server_with_proxied_artifacts(team_server, tmp_path, monkeypatch):
     from mlflow.entities import ViewType
-    from mlflow.tracking import MlflowClient
 
     from mia_engine.tracking import _param_value, flatten
 
     server = team_server
     monkeypatch.setenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)  # the launcher starts its own Ray, whatever the shell has
     try:
-        with tempfile.TemporaryDirectory(prefix="mia-ray-") as ray_tmp:  # Ray's socket paths: keep it short
+        with tempfile.TemporaryDirectory(prefix="mia-ray-", ignore_cleanup_errors=True) as ray_tmp:  # Ray's socket paths: keep it short
             env = {"RAY_TMPDIR": ray_tmp, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0",
                    "HOME": str(tmp_path / "home"), "MPLCONFIGDIR": str(tmp_path / "mpl")}
             t0 = time.monotonic()
@@ -281,7 +274,7 @@ def test_sixteen_ray_jobs_log_to_a_postgres_server_with_proxied_artifacts(team_s
         assert not home_ray.exists() or not any(home_ray.iterdir())
 
         t0 = time.monotonic()
-        client = MlflowClient(tracking_uri=server.uri)
+        client = mlflow_client(server.uri)
         exp = client.get_experiment_by_name("mia-engine")
         # Artifacts are proxied: the experiment's root is the server's, not a path on this machine.
         assert exp.artifact_location.startswith("mlflow-artifacts:")
@@ -301,7 +294,9 @@ def test_sixteen_ray_jobs_log_to_a_postgres_server_with_proxied_artifacts(team_s
         by_gamma = {c.data.params["model.gamma"]: c for c in children}
         assert round(by_gamma["3.0"].data.metrics["target_record/attacks/shadow_lr/score"], 2) == 0.80
         # The jobs' fits joined the launcher's Ray runtime: no job started a Ray of its own.
-        for log in tmp_path.glob("multirun/*/*/*/run.log"):
+        logs = sorted(tmp_path.glob("multirun/*/*/*/run.log"))
+        assert len(logs) == 16
+        for log in logs:
             text = log.read_text()
             assert "ray: using this process's Ray runtime" in text and "started a local instance" not in text, text
             assert "training 4 reference models on 2 workers (ray)" in text, text
@@ -316,7 +311,7 @@ def test_sixteen_ray_jobs_log_to_a_postgres_server_with_proxied_artifacts(team_s
 
         # Every job logs the same files: the whole tree listed through the server for one job
         # (each level is a request), the top level for the others, the files on the server's disk for all.
-        files = _artifact_files(client, children[0].info.run_id)
+        files = artifact_paths(client, children[0].info.run_id)
         assert {"summary.json", "config/resolved_config.yaml", "logs/run.log", "models/target_model.joblib",
                 "data/target_train.csv", "plots/shadow_confidence_histogram.png"} <= files, files
         top_level = {f.split("/")[0] for f in files}
